@@ -1,0 +1,295 @@
+package commands
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/berth-dev/berth/engine"
+)
+
+// createFlags are shared by run and create.
+func createFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep STDIN open"},
+		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pseudo-TTY"},
+		&cli.BoolFlag{Name: "rm", Usage: "remove the container when it exits"},
+		&cli.StringFlag{Name: "name", Usage: "assign a name to the container"},
+		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set environment variables (KEY=VALUE, or KEY to copy it)"},
+		&cli.StringSliceFlag{Name: "env-file", Usage: "read environment variables from a file"},
+		&cli.StringFlag{Name: "workdir", Aliases: []string{"w"}, Usage: "working directory inside the container"},
+		&cli.StringFlag{Name: "user", Aliases: []string{"u"}, Usage: "user[:group] to run as (name or id)"},
+		&cli.StringFlag{Name: "entrypoint", Usage: "overwrite the image's ENTRYPOINT"},
+		&cli.StringFlag{Name: "hostname", Aliases: []string{"h"}, Usage: "container host name"},
+		&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "set metadata (key=value)"},
+		&cli.BoolFlag{Name: "init", Usage: "run an init inside the container that forwards signals and reaps processes"},
+		&cli.StringFlag{Name: "stop-signal", Usage: "signal to stop the container"},
+		&cli.StringFlag{Name: "stop-timeout", Usage: "seconds to wait before killing the container on stop"},
+		&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "network mode: none or host"},
+		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "pull image before running: missing, always or never"},
+		&cli.StringSliceFlag{Name: "add-host", Usage: "add a custom host-to-IP mapping (host:ip)"},
+		&cli.StringFlag{Name: "shm-size", Usage: "size of /dev/shm (e.g. 64m)"},
+	}
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "create and start a container",
+		ArgsUsage: "IMAGE [COMMAND] [ARG...]",
+		Flags:     append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background and print the container ID"}),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "[OPTIONS] IMAGE [COMMAND] [ARG...]"); err != nil {
+				return err
+			}
+			opts, err := createOptions(c)
+			if err != nil {
+				return err
+			}
+			detach := c.Bool("detach")
+			return withEngine(c, func(e *engine.Engine) error {
+				var streams *engine.Streams
+				var restore func()
+				if !detach {
+					streams, restore, err = foregroundStreams(opts.Config.Tty, opts.Config.OpenStdin)
+					if err != nil {
+						return err
+					}
+					defer restore()
+				}
+				res, err := e.Run(c.Context, engine.RunOptions{Create: *opts, Detach: detach, Streams: streams})
+				if err != nil {
+					return err
+				}
+				if detach {
+					fmt.Fprintln(c.App.Writer, res.ID)
+					return nil
+				}
+				if res.ExitCode != 0 {
+					return &engine.ExitError{Code: res.ExitCode}
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func createCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "create",
+		Usage:     "create a container without starting it",
+		ArgsUsage: "IMAGE [COMMAND] [ARG...]",
+		Flags:     createFlags(),
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "[OPTIONS] IMAGE [COMMAND] [ARG...]"); err != nil {
+				return err
+			}
+			opts, err := createOptions(c)
+			if err != nil {
+				return err
+			}
+			return withEngine(c, func(e *engine.Engine) error {
+				rec, err := e.Create(c.Context, *opts)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(c.App.Writer, rec.ID)
+				return nil
+			})
+		},
+	}
+}
+
+// createOptions turns run/create flags into Docker's container config.
+func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
+	args := c.Args().Slice()
+	cfg := &container.Config{
+		Image:      args[0],
+		Cmd:        args[1:],
+		Tty:        c.Bool("tty"),
+		OpenStdin:  c.Bool("interactive"),
+		WorkingDir: c.String("workdir"),
+		User:       c.String("user"),
+		Hostname:   c.String("hostname"),
+		StopSignal: c.String("stop-signal"),
+	}
+	if len(cfg.Cmd) == 0 {
+		cfg.Cmd = nil
+	}
+	cfg.AttachStdin = cfg.OpenStdin
+	cfg.AttachStdout, cfg.AttachStderr = true, true
+	if c.IsSet("entrypoint") {
+		cfg.Entrypoint = []string{c.String("entrypoint")}
+	}
+	if cfg.WorkingDir != "" && !strings.HasPrefix(cfg.WorkingDir, "/") {
+		return nil, usagef("invalid --workdir %q: the working directory must be an absolute path", cfg.WorkingDir)
+	}
+	if c.IsSet("stop-timeout") {
+		n, err := strconv.Atoi(c.String("stop-timeout"))
+		if err != nil {
+			return nil, usagef("invalid --stop-timeout %q: not a number of seconds", c.String("stop-timeout"))
+		}
+		cfg.StopTimeout = &n
+	}
+	if cfg.StopSignal != "" {
+		if _, err := parseSignal(cfg.StopSignal); err != nil {
+			return nil, usagef("invalid --stop-signal %q: %v", cfg.StopSignal, err)
+		}
+	}
+	env, err := parseEnv(c.StringSlice("env-file"), c.StringSlice("env"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Env = env
+	labels, err := parseLabels(c.StringSlice("label"))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Labels = labels
+
+	hc := &container.HostConfig{
+		AutoRemove:  c.Bool("rm"),
+		NetworkMode: container.NetworkMode(c.String("network")),
+	}
+	if c.IsSet("init") {
+		v := c.Bool("init")
+		hc.Init = &v
+	}
+	for _, h := range c.StringSlice("add-host") {
+		name, ip, ok := strings.Cut(h, ":")
+		if !ok || name == "" || ip == "" {
+			return nil, usagef("invalid --add-host %q: want host:ip", h)
+		}
+		hc.ExtraHosts = append(hc.ExtraHosts, h)
+	}
+	if s := c.String("shm-size"); s != "" {
+		n, err := parseSize(s)
+		if err != nil || n <= 0 {
+			return nil, usagef("invalid --shm-size %q: want a size such as 64m", s)
+		}
+		hc.ShmSize = n
+	}
+	switch p := c.String("pull"); p {
+	case "missing", "always", "never", "newer":
+	default:
+		return nil, usagef("invalid --pull %q: want missing, always or never", p)
+	}
+	return &engine.CreateOptions{Name: c.String("name"), Config: cfg, HostConfig: hc, Pull: c.String("pull")}, nil
+}
+
+// parseEnv reads --env-file files, then -e values. "KEY" alone takes the
+// value from berth's own environment and is dropped when that is unset.
+func parseEnv(files, vars []string) ([]string, error) {
+	var out []string
+	add := func(kv string) {
+		if strings.Contains(kv, "=") {
+			out = append(out, kv)
+		} else if v, ok := os.LookupEnv(kv); ok {
+			out = append(out, kv+"="+v)
+		}
+	}
+	for _, path := range files {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, usagef("invalid --env-file: %v", err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := strings.TrimLeft(sc.Text(), " \t")
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			if strings.HasPrefix(line, "=") {
+				f.Close()
+				return nil, usagef("invalid --env-file %s: variable without a name: %q", path, line)
+			}
+			add(line)
+		}
+		f.Close()
+	}
+	for _, kv := range vars {
+		if kv == "" || strings.HasPrefix(kv, "=") {
+			return nil, usagef("invalid environment variable %q", kv)
+		}
+		add(kv)
+	}
+	return out, nil
+}
+
+func parseLabels(list []string) (map[string]string, error) {
+	labels := map[string]string{}
+	for _, l := range list {
+		k, v, _ := strings.Cut(l, "=")
+		if k == "" {
+			return nil, usagef("invalid label %q: empty key", l)
+		}
+		labels[k] = v
+	}
+	return labels, nil
+}
+
+// parseSize reads sizes as docker does: 512, 64k, 64m, 1g (binary units).
+func parseSize(s string) (int64, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "b": 1} {
+		if strings.HasSuffix(s, suffix) && len(s) > len(suffix) {
+			if _, err := strconv.ParseFloat(strings.TrimSuffix(s, suffix), 64); err == nil {
+				s, mult = strings.TrimSuffix(s, suffix), m
+				break
+			}
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0, err
+	}
+	return int64(f * float64(mult)), nil
+}
+
+// foregroundStreams connects the container to this process's terminal or
+// pipes, and returns a function that restores the terminal.
+func foregroundStreams(tty, stdin bool) (*engine.Streams, func(), error) {
+	s := &engine.Streams{Stdout: os.Stdout, Stderr: os.Stderr}
+	if stdin {
+		s.Stdin = os.Stdin
+	}
+	restore := func() {}
+	sigs := make(chan os.Signal, 16)
+	// With a terminal, ^C reaches the container through the pty.
+	forward := []os.Signal{unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2}
+	if !tty || !stdin {
+		forward = append(forward, unix.SIGINT)
+	}
+	signal.Notify(sigs, forward...)
+	s.Signals = sigs
+	if tty {
+		fd := int(os.Stdout.Fd())
+		if term.IsTerminal(int(os.Stdin.Fd())) {
+			fd = int(os.Stdin.Fd())
+		}
+		s.TerminalSize = func() (uint16, uint16, bool) {
+			w, h, err := term.GetSize(fd)
+			return uint16(h), uint16(w), err == nil
+		}
+		resize := make(chan os.Signal, 1)
+		signal.Notify(resize, unix.SIGWINCH)
+		s.Resize = resize
+		if stdin && term.IsTerminal(int(os.Stdin.Fd())) {
+			old, err := term.MakeRaw(int(os.Stdin.Fd()))
+			if err != nil {
+				return nil, nil, fmt.Errorf("setting terminal to raw mode: %w", err)
+			}
+			restore = func() { term.Restore(int(os.Stdin.Fd()), old) }
+		}
+	}
+	return s, restore, nil
+}

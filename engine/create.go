@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/berth-dev/berth/state"
+	"github.com/berth-dev/berth/storage"
+)
+
+// CreateOptions is what `create` and `run` ask for, in Docker's own types
+// (the REST API receives the same).
+type CreateOptions struct {
+	Name       string
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	Pull       string // "never" for now; "missing" and "always" come with registries
+}
+
+// Create makes a container: its record, its own writable layer over the
+// image, and its hosts, hostname and resolv.conf files. On any error
+// nothing is left behind.
+func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, error) {
+	if o.Config == nil || o.Config.Image == "" {
+		return nil, invalidf("no image given")
+	}
+	if o.HostConfig == nil {
+		o.HostConfig = &container.HostConfig{}
+	}
+	if err := validateHostConfig(o.HostConfig); err != nil {
+		return nil, err
+	}
+	images, err := e.Images()
+	if err != nil {
+		return nil, err
+	}
+	img, err := images.LookupImage(o.Config.Image)
+	if err != nil {
+		if errors.Is(err, storage.ErrImageNotFound) && o.Pull != "never" && o.Pull != "" {
+			return nil, fmt.Errorf("%w (pulling from registries is not available yet)", err)
+		}
+		return nil, err
+	}
+	rec, err := newRecord(o, img)
+	if err != nil {
+		return nil, err
+	}
+
+	glock, err := e.containers.LockGlobal()
+	if err != nil {
+		return nil, err
+	}
+	defer glock.Unlock()
+	if rec.Name == "" {
+		rec.Name = e.freeName()
+	}
+	if e.containers.NameTaken(rec.Name) {
+		id, _ := e.containers.Resolve(rec.Name)
+		return nil, fmt.Errorf("%w: the container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name", ErrNameInUse, rec.Name, id)
+	}
+	if err := images.CreateRootfs(rec.ID, img.ID); err != nil {
+		return nil, fmt.Errorf("creating container rootfs: %w", err)
+	}
+	rec.Driver = images.Driver()
+	if err := e.containers.Create(rec); err != nil {
+		images.RemoveRootfs(rec.ID)
+		return nil, err
+	}
+	if err := e.writeEtcFiles(rec); err != nil {
+		images.RemoveRootfs(rec.ID)
+		e.containers.Remove(rec.ID)
+		return nil, err
+	}
+	return rec, nil
+}
+
+func validateHostConfig(hc *container.HostConfig) error {
+	switch mode := string(hc.NetworkMode); mode {
+	case "", "default", "none", "host", "bridge":
+	default:
+		return invalidf("network mode %q is not supported yet (use none or host)", mode)
+	}
+	return nil
+}
+
+// newRecord merges the image's config with what was asked for, the way
+// Docker does it.
+func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	cfg := *o.Config
+	ic := img.Config.Config
+	if len(cfg.Entrypoint) == 1 && cfg.Entrypoint[0] == "" {
+		cfg.Entrypoint = nil // --entrypoint "" clears the image's
+	} else if cfg.Entrypoint == nil {
+		cfg.Entrypoint = ic.Entrypoint
+		if len(cfg.Cmd) == 0 {
+			cfg.Cmd = ic.Cmd
+		}
+	}
+	cfg.Env = mergeEnv(ic.Env, cfg.Env)
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = ic.WorkingDir
+	}
+	if cfg.User == "" {
+		cfg.User = ic.User
+	}
+	if cfg.StopSignal == "" {
+		cfg.StopSignal = ic.StopSignal
+	}
+	labels := map[string]string{}
+	for k, v := range ic.Labels {
+		labels[k] = v
+	}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	cfg.Labels = labels
+	if cfg.Hostname == "" && string(o.HostConfig.NetworkMode) != "host" {
+		cfg.Hostname = id[:12]
+	} else if cfg.Hostname == "" {
+		cfg.Hostname, _ = os.Hostname()
+	}
+	argv := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+	if len(argv) == 0 {
+		return nil, invalidf("no command specified")
+	}
+	hc := *o.HostConfig
+	if hc.NetworkMode == "" || hc.NetworkMode == "default" || hc.NetworkMode == "bridge" {
+		// Bridge networking is not built yet: containers get a private
+		// network namespace with loopback only (see docs/compat.md).
+		hc.NetworkMode = "none"
+	}
+	if hc.LogConfig.Type == "" {
+		hc.LogConfig.Type = "json-file"
+	}
+	if hc.RestartPolicy.Name == "" {
+		hc.RestartPolicy.Name = container.RestartPolicyDisabled
+	}
+	return &state.Record{
+		ID:         id,
+		Name:       strings.TrimPrefix(o.Name, "/"),
+		Created:    time.Now().UTC(),
+		Image:      o.Config.Image,
+		ImageID:    img.ID,
+		Path:       argv[0],
+		Args:       argv[1:],
+		Config:     &cfg,
+		HostConfig: &hc,
+	}, nil
+}
+
+// mergeEnv returns base with the entries of over replacing those of the
+// same name.
+func mergeEnv(base, over []string) []string {
+	out := append([]string{}, base...)
+	index := map[string]int{}
+	for i, kv := range out {
+		k, _, _ := strings.Cut(kv, "=")
+		index[k] = i
+	}
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := index[k]; ok {
+			out[i] = kv
+		} else {
+			index[k] = len(out)
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func newID() (string, error) {
+	for {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", fmt.Errorf("generating container ID: %w", err)
+		}
+		id := hex.EncodeToString(b)
+		// Like Docker: a short ID that is all digits could be read as a number.
+		if strings.Trim(id[:12], "0123456789") != "" {
+			return id, nil
+		}
+	}
+}
+
+func (e *Engine) freeName() string {
+	for i := 0; ; i++ {
+		n := randomName(i > 10)
+		if !e.containers.NameTaken(n) {
+			return n
+		}
+	}
+}
+
+// writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
+// /etc/resolv.conf, which are bind-mounted into it at start.
+func (e *Engine) writeEtcFiles(rec *state.Record) error {
+	dir := e.containers.Dir(rec.ID)
+	host := rec.HostConfig.NetworkMode == "host"
+	var hosts string
+	if host {
+		b, _ := os.ReadFile("/etc/hosts")
+		hosts = string(b)
+	} else {
+		hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
+			"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n" +
+			"127.0.1.1\t" + rec.Config.Hostname + "\n"
+	}
+	for _, h := range rec.HostConfig.ExtraHosts {
+		name, ip, ok := strings.Cut(h, ":")
+		if ok {
+			hosts += ip + "\t" + name + "\n"
+		}
+	}
+	resolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		resolv = nil
+	}
+	files := map[string]string{
+		"hosts":       hosts,
+		"hostname":    rec.Config.Hostname + "\n",
+		"resolv.conf": string(resolv),
+	}
+	for name, content := range files {
+		if err := state.WriteFileAtomic(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

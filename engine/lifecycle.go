@@ -1,0 +1,358 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/moby/sys/signal"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/state"
+)
+
+// RunOptions is `run`: create, then start attached or detached.
+type RunOptions struct {
+	Create CreateOptions
+	Detach bool
+	// Streams connect a foreground container to the caller; nil with Detach.
+	Streams *Streams
+}
+
+// RunResult says what ran and how it ended.
+type RunResult struct {
+	ID       string
+	ExitCode int // foreground only
+}
+
+// Run creates a container and starts it. In the foreground the caller's
+// process is the container's monitor, which saves one process start on
+// every run; detached, a monitor process owns the container.
+func (e *Engine) Run(ctx context.Context, o RunOptions) (*RunResult, error) {
+	rec, err := e.Create(ctx, o.Create)
+	if err != nil {
+		return nil, err
+	}
+	code, err := e.start(rec, o.Detach, o.Streams)
+	return &RunResult{ID: rec.ID, ExitCode: code}, err
+}
+
+// StartOptions is `start`.
+type StartOptions struct {
+	Attach  bool
+	Streams *Streams // with Attach
+}
+
+// Start starts a created or stopped container. Attached, it returns when
+// the container exits, with its exit code.
+func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (int, error) {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return 125, err
+	}
+	st, err := e.State(id)
+	if err != nil {
+		return 125, err
+	}
+	if st.Active() {
+		if o.Attach {
+			return 125, fmt.Errorf("%w: attaching to a running container is not supported yet (use logs -f)", ErrRunning)
+		}
+		return 0, nil // like docker: starting a running container is a no-op
+	}
+	rec, err := e.containers.Record(id)
+	if err != nil {
+		return 125, err
+	}
+	return e.start(rec, !o.Attach, o.Streams)
+}
+
+func (e *Engine) start(rec *state.Record, detach bool, streams *Streams) (int, error) {
+	if detach {
+		if err := e.spawnMonitor(rec.ID); err != nil {
+			if rec.HostConfig.AutoRemove {
+				e.removeContainer(rec.ID)
+			}
+			return 125, err
+		}
+		return 0, nil
+	}
+	lock, err := e.lockMonitor(rec.ID)
+	if err != nil {
+		return 125, err
+	}
+	defer lock.Unlock()
+	code, err := e.monitorContainer(rec, streams, func(err error) {
+		if err != nil && rec.HostConfig.AutoRemove {
+			e.removeContainer(rec.ID)
+		}
+	})
+	if err != nil {
+		var xe *ExitError
+		if errors.As(err, &xe) {
+			return xe.Code, err
+		}
+		return 125, err
+	}
+	return code, nil
+}
+
+// State reads a container's state and corrects it when the record no
+// longer matches the truth: a "running" container whose monitor and
+// process are both gone has exited (the cleanup is done here, then).
+func (e *Engine) State(id string) (*state.State, error) {
+	st, err := e.containers.State(id)
+	if err != nil || !st.Active() || e.monitorAlive(id) || pidAlive(st.Pid, st.PidStart) {
+		return st, err
+	}
+	return e.markLost(id, 255)
+}
+
+// markLost records the exit of a container whose monitor died.
+func (e *Engine) markLost(id string, code int) (*state.State, error) {
+	var out *state.State
+	changed := false
+	err := e.updateState(id, func(st *state.State) {
+		out = st
+		if !st.Active() || e.monitorAlive(id) || pidAlive(st.Pid, st.PidStart) {
+			return
+		}
+		changed = true
+		st.Status = state.StatusExited
+		st.ExitCode = code
+		st.Error = "container monitor died; exit status unknown"
+		if code != 255 {
+			st.Error = ""
+		}
+		st.Pid, st.MonitorPid = 0, 0
+		st.FinishedAt = time.Now().UTC()
+	})
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		if rec, err := e.containers.Record(id); err == nil {
+			e.releaseResources(rec)
+		}
+	}
+	return out, nil
+}
+
+// monitorAlive tells whether some process holds the container's monitor
+// lock.
+func (e *Engine) monitorAlive(id string) bool {
+	f, err := os.Open(e.containers.MonitorLockPath(id))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return err == unix.EWOULDBLOCK
+	}
+	return false
+}
+
+// waitStopped waits until the container has stopped and its exit is
+// recorded, or until timeout (negative: no limit). It reports whether the
+// container stopped.
+func (e *Engine) waitStopped(id string, timeout time.Duration, lostCode int) bool {
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; ; {
+		st, err := e.containers.State(id)
+		if err != nil || !st.Active() {
+			return true
+		}
+		if !e.monitorAlive(id) && !pidAlive(st.Pid, st.PidStart) {
+			e.markLost(id, lostCode)
+			return true
+		}
+		if timeout >= 0 && time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(delay)
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// StopOptions is `stop`.
+type StopOptions struct {
+	Timeout *int // seconds; nil: the container's --stop-timeout, else 10
+	Signal  string
+}
+
+// Stop sends the stop signal, waits, then kills.
+func (e *Engine) Stop(ctx context.Context, ref string, o StopOptions) error {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	rec, err := e.containers.Record(id)
+	if err != nil {
+		return err
+	}
+	st, err := e.State(id)
+	if err != nil || !st.Active() {
+		return err
+	}
+	sigName := o.Signal
+	if sigName == "" {
+		sigName = rec.Config.StopSignal
+	}
+	sig := unix.SIGTERM
+	if sigName != "" {
+		s, err := signal.ParseSignal(sigName)
+		if err != nil {
+			return invalidf("stop signal %q: %v", sigName, err)
+		}
+		sig = s
+	}
+	timeout := 10
+	if rec.Config.StopTimeout != nil {
+		timeout = *rec.Config.StopTimeout
+	}
+	if o.Timeout != nil {
+		timeout = *o.Timeout
+	}
+	e.updateState(id, func(st *state.State) { st.StoppedByUser = true })
+	if err := unix.Kill(st.Pid, sig); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("sending %v to container %s: %w", sig, id[:12], err)
+	}
+	wait := time.Duration(timeout) * time.Second
+	if timeout < 0 {
+		wait = -1
+	}
+	if e.waitStopped(id, wait, 128+int(sig)) {
+		return nil
+	}
+	unix.Kill(st.Pid, unix.SIGKILL)
+	e.waitStopped(id, -1, 137)
+	return nil
+}
+
+// Kill sends a signal (SIGKILL by default) to the container's pid 1.
+func (e *Engine) Kill(ctx context.Context, ref, sigName string) error {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	sig := unix.SIGKILL
+	if sigName != "" {
+		s, err := signal.ParseSignal(sigName)
+		if err != nil {
+			return invalidf("invalid signal %q", sigName)
+		}
+		sig = s
+	}
+	st, err := e.State(id)
+	if err != nil {
+		return err
+	}
+	if !st.Active() {
+		return fmt.Errorf("cannot kill container %s: %w", ref, ErrNotRunning)
+	}
+	e.updateState(id, func(st *state.State) { st.StoppedByUser = true })
+	if err := unix.Kill(st.Pid, sig); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("sending %v to container %s: %w", sig, id[:12], err)
+	}
+	if sig == unix.SIGKILL {
+		e.waitStopped(id, 10*time.Second, 137)
+	}
+	return nil
+}
+
+// Restart stops the container if it runs, then starts it detached.
+func (e *Engine) Restart(ctx context.Context, ref string, o StopOptions) error {
+	if err := e.Stop(ctx, ref, o); err != nil {
+		return err
+	}
+	_, err := e.Start(ctx, ref, StartOptions{})
+	return err
+}
+
+// Wait blocks until the container stops and returns its exit code.
+func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return 125, err
+	}
+	e.waitStopped(id, -1, 255)
+	st, err := e.containers.State(id)
+	if err != nil {
+		if errors.Is(err, ErrNoSuchContainer) {
+			return 125, fmt.Errorf("container %s was removed while waiting: %w", ref, err)
+		}
+		return 125, err
+	}
+	return st.ExitCode, nil
+}
+
+// RemoveOptions is `rm`.
+type RemoveOptions struct {
+	Force   bool
+	Volumes bool
+}
+
+// Remove deletes a container: its rootfs, cgroup, logs and record.
+func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	st, err := e.State(id)
+	if err != nil {
+		return err
+	}
+	if st.Active() {
+		if !o.Force {
+			return fmt.Errorf("cannot remove container %q: %w: stop the container before removing or force remove", ref, ErrRunning)
+		}
+		unix.Kill(st.Pid, unix.SIGKILL)
+		e.waitStopped(id, 30*time.Second, 137)
+	}
+	lock, err := e.lockMonitor(id)
+	if err != nil {
+		if errors.Is(err, ErrNoSuchContainer) || !e.exists(id) {
+			return nil // removed meanwhile (--rm)
+		}
+		return fmt.Errorf("cannot remove container %q: %w", ref, err)
+	}
+	defer lock.Unlock()
+	return e.removeContainer(id)
+}
+
+func (e *Engine) exists(id string) bool {
+	_, err := e.containers.Record(id)
+	return err == nil
+}
+
+// removeContainer deletes a stopped container. The caller holds its
+// monitor lock.
+func (e *Engine) removeContainer(id string) error {
+	images, err := e.Images()
+	if err != nil {
+		return err
+	}
+	if err := images.RemoveRootfs(id); err != nil {
+		return fmt.Errorf("removing container rootfs: %w", err)
+	}
+	removeCgroupQuietly(id)
+	return e.containers.Remove(id)
+}
+
+// Rename gives a container a new name.
+func (e *Engine) Rename(ctx context.Context, ref, newName string) error {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	l, err := e.containers.LockGlobal()
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	return e.containers.Rename(id, newName)
+}

@@ -1,0 +1,466 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/state"
+)
+
+// MonitorArg is the hidden first argument of a re-exec'd monitor process.
+const MonitorArg = "__monitor"
+
+// Streams connect a container's standard streams to a caller in the
+// foreground. Stdin is nil when the container gets no input.
+type Streams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// TerminalSize gives the caller's terminal size for -t (nil: 24x80).
+	TerminalSize func() (rows, cols uint16, ok bool)
+	// Resize receives a value whenever the caller's terminal changed size.
+	Resize <-chan os.Signal
+	// Signals are forwarded to the container's pid 1.
+	Signals <-chan os.Signal
+}
+
+// monitorContainer runs a container from start to exit: it is the body of
+// the per-container monitor, whether that is a re-exec'd `berth` process
+// (detached) or the CLI itself (foreground). started is called once the
+// command runs, or with the reason it could not start. The caller holds
+// the container's monitor lock.
+func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, started func(error)) (int, error) {
+	code, proc, wait, err := e.startContainer(rec, streams)
+	started(err)
+	if err != nil {
+		return code, err
+	}
+	exitCode := wait()
+	e.finishContainer(rec, proc.Pid, exitCode)
+	return exitCode, nil
+}
+
+// startContainer mounts the rootfs, makes the cgroup, writes the spec and
+// starts the init child. It returns a function that waits for the exit,
+// drains the output and returns the exit code.
+func (e *Engine) startContainer(rec *state.Record, streams *Streams) (code int, proc *oci.Process, wait func() int, err error) {
+	images, err := e.Images()
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	dir := e.containers.Dir(rec.ID)
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+		}
+	}()
+	rootfs, err := images.MountRootfs(rec.ID)
+	if err != nil {
+		return 125, nil, nil, fmt.Errorf("mounting container rootfs: %w", err)
+	}
+	cleanups = append(cleanups, func() { images.UnmountRootfs(rec.ID) })
+	cg, err := oci.CreateCgroup(cgroupName(rec.ID))
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, func() { cg.Remove() })
+	spec := oci.Generate(oci.SpecInput{
+		Rootfs:         rootfs,
+		Args:           append([]string{rec.Path}, rec.Args...),
+		Env:            rec.Config.Env,
+		Cwd:            rec.Config.WorkingDir,
+		User:           rec.Config.User,
+		Terminal:       rec.Config.Tty,
+		Hostname:       rec.Config.Hostname,
+		HostsPath:      filepath.Join(dir, "hosts"),
+		HostnamePath:   filepath.Join(dir, "hostname"),
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
+		HostNetwork:    rec.HostConfig.NetworkMode == "host",
+		Init:           rec.HostConfig.Init != nil && *rec.HostConfig.Init,
+		CgroupsPath:    cg.Name,
+		ShmSize:        rec.HostConfig.ShmSize,
+	})
+	specPath := filepath.Join(dir, "config.json")
+	if err := oci.WriteSpec(specPath, spec, state.WriteFileAtomic); err != nil {
+		return 125, nil, nil, err
+	}
+	exe, err := oci.SealedExe(e.cfg.RunRoot)
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	log, err := openJSONLog(filepath.Join(dir, "ctr.log"))
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, func() { log.Close() })
+
+	io, err := newContainerIO(rec, streams, log)
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, io.closeAll)
+	proc, err = oci.Start(oci.StartOptions{
+		Exe: exe, SpecPath: specPath, Spec: spec, Cgroup: cg,
+		Stdin: io.childStdin, Stdout: io.childStdout, Stderr: io.childStderr,
+	})
+	if err != nil {
+		var se *oci.StartError
+		code = 125
+		if errors.As(err, &se) {
+			code = se.Code
+		}
+		e.recordStartFailure(rec.ID, code, err)
+		return code, nil, nil, exitErrorFrom(err)
+	}
+	io.closeChildSide()
+	startTime, _ := pidStartTime(proc.Pid)
+	if err := e.updateState(rec.ID, func(st *state.State) {
+		*st = state.State{
+			Status: state.StatusRunning, Pid: proc.Pid, PidStart: startTime,
+			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: st.RestartCount,
+		}
+	}); err != nil {
+		proc.Signal(unix.SIGKILL)
+		proc.Wait()
+		return 125, nil, nil, err
+	}
+	stopForwarding := forwardSignals(proc, streams, io)
+	wait = func() int {
+		code, _ := proc.Wait()
+		stopForwarding()
+		io.drain()
+		log.Close()
+		return code
+	}
+	return 0, proc, wait, nil
+}
+
+// finishContainer records the exit and releases what the running
+// container held; with --rm it removes the container.
+func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
+	e.updateState(rec.ID, func(st *state.State) {
+		st.Status = state.StatusExited
+		st.ExitCode = exitCode
+		st.Pid = 0
+		st.MonitorPid = 0
+		st.FinishedAt = time.Now().UTC()
+	})
+	e.releaseResources(rec)
+}
+
+// releaseResources unmounts the rootfs and removes the cgroup of a
+// container that stopped, and removes the container itself for --rm.
+func (e *Engine) releaseResources(rec *state.Record) {
+	oci.RemoveCgroup(cgroupName(rec.ID))
+	if images, err := e.Images(); err == nil {
+		images.UnmountRootfs(rec.ID)
+	}
+	if rec.HostConfig.AutoRemove {
+		e.removeContainer(rec.ID)
+	}
+}
+
+func (e *Engine) recordStartFailure(id string, code int, err error) {
+	e.updateState(id, func(st *state.State) {
+		st.ExitCode = code
+		st.Error = err.Error()
+		if st.Status != state.StatusCreated {
+			st.Status = state.StatusExited
+			st.FinishedAt = time.Now().UTC()
+		}
+	})
+}
+
+func cgroupName(id string) string { return "berth/" + id }
+
+// updateState changes a container's state under its lock.
+func (e *Engine) updateState(id string, change func(*state.State)) error {
+	l, err := e.containers.LockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	st, err := e.containers.State(id)
+	if err != nil {
+		return err
+	}
+	change(st)
+	return e.containers.SaveState(id, st)
+}
+
+// containerIO holds both ends of a container's standard streams.
+type containerIO struct {
+	childStdin, childStdout, childStderr *os.File
+	childSide                            []*os.File // closed in the monitor once the child has them
+	pty                                  *os.File   // -t: the master side
+	stdinW                               *os.File   // -i without -t: we write the input here
+	copiers                              sync.WaitGroup
+	log                                  *jsonLog
+	streams                              *Streams
+	outputs                              []*os.File
+}
+
+func newContainerIO(rec *state.Record, streams *Streams, log *jsonLog) (*containerIO, error) {
+	cio := &containerIO{log: log, streams: streams}
+	var stdout, stderr io.Writer
+	var stdin io.Reader
+	if streams != nil {
+		stdout, stderr = streams.Stdout, streams.Stderr
+		if rec.Config.OpenStdin {
+			stdin = streams.Stdin
+		}
+	}
+	if rec.Config.Tty {
+		master, slave, err := pty.Open()
+		if err != nil {
+			return nil, fmt.Errorf("opening a terminal: %w", err)
+		}
+		cio.pty = master
+		if streams != nil && streams.TerminalSize != nil {
+			if rows, cols, ok := streams.TerminalSize(); ok {
+				pty.Setsize(master, &pty.Winsize{Rows: rows, Cols: cols})
+			}
+		}
+		cio.childStdin, cio.childStdout, cio.childStderr = slave, slave, slave
+		cio.childSide = []*os.File{slave}
+		cio.copiers.Add(1)
+		go func() {
+			defer cio.copiers.Done()
+			copyOutput(master, "stdout", log, stdout)
+		}()
+		if stdin != nil {
+			go io.Copy(master, stdin)
+		}
+		return cio, nil
+	}
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, err
+	}
+	cio.childStdin = null
+	cio.childSide = append(cio.childSide, null)
+	if stdin != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		cio.childStdin, cio.stdinW = r, w
+		cio.childSide = append(cio.childSide, r)
+		go func() {
+			io.Copy(w, stdin)
+			w.Close()
+		}()
+	}
+	for _, s := range []struct {
+		name string
+		dst  *(*os.File)
+		out  io.Writer
+	}{{"stdout", &cio.childStdout, stdout}, {"stderr", &cio.childStderr, stderr}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			cio.closeAll()
+			return nil, err
+		}
+		*s.dst = w
+		cio.childSide = append(cio.childSide, w)
+		cio.outputs = append(cio.outputs, r)
+		cio.copiers.Add(1)
+		go func(name string, out io.Writer) {
+			defer cio.copiers.Done()
+			copyOutput(r, name, log, out)
+		}(s.name, s.out)
+	}
+	return cio, nil
+}
+
+// closeChildSide closes the monitor's copies of the child's ends, so the
+// copiers see EOF when the container exits.
+func (c *containerIO) closeChildSide() {
+	for _, f := range c.childSide {
+		f.Close()
+	}
+	c.childSide = nil
+}
+
+// drain waits for all output to be copied.
+func (c *containerIO) drain() {
+	c.copiers.Wait()
+	if c.pty != nil {
+		c.pty.Close()
+	}
+}
+
+func (c *containerIO) closeAll() {
+	c.closeChildSide()
+	for _, f := range c.outputs {
+		f.Close()
+	}
+	if c.pty != nil {
+		c.pty.Close()
+	}
+	if c.stdinW != nil {
+		c.stdinW.Close()
+	}
+}
+
+// forwardSignals passes the caller's signals to the container and its
+// terminal size changes to the pty, until the returned stop is called.
+func forwardSignals(p *oci.Process, streams *Streams, cio *containerIO) (stop func()) {
+	if streams == nil || (streams.Signals == nil && streams.Resize == nil) {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-streams.Signals:
+				if s, ok := sig.(syscall.Signal); ok {
+					p.Signal(s)
+				}
+			case <-streams.Resize:
+				if cio.pty != nil && streams.TerminalSize != nil {
+					if rows, cols, ok := streams.TerminalSize(); ok {
+						pty.Setsize(cio.pty, &pty.Winsize{Rows: rows, Cols: cols})
+					}
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// monitorResult is what a detached monitor tells the CLI that started it.
+type monitorResult struct {
+	Code int    `json:"code"`
+	Msg  string `json:"msg,omitempty"`
+}
+
+// MonitorMain is the body of a re-exec'd monitor process (`berth
+// __monitor ID`): it owns a detached container until it exits. The CLI
+// that started it reads one monitorResult from fd 3.
+func MonitorMain(cfg Config, id string) int {
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE)
+	report := os.NewFile(3, "report")
+	reported := false
+	send := func(err error) {
+		if reported {
+			return
+		}
+		reported = true
+		res := monitorResult{}
+		if err != nil {
+			res.Code, res.Msg = 125, err.Error()
+			var xe *ExitError
+			if errors.As(err, &xe) {
+				res.Code = xe.Code
+			}
+		}
+		b, _ := json.Marshal(res)
+		report.Write(b)
+		report.Close()
+	}
+	e, err := New(cfg)
+	if err != nil {
+		send(err)
+		return 125
+	}
+	defer e.Close()
+	rec, err := e.containers.Record(id)
+	if err != nil {
+		send(err)
+		return 125
+	}
+	lock, err := e.lockMonitor(id)
+	if err != nil {
+		send(err)
+		return 125
+	}
+	defer lock.Unlock()
+	code, err := e.monitorContainer(rec, nil, send)
+	if err != nil {
+		send(err)
+	}
+	return code
+}
+
+// lockMonitor takes the lock a container's monitor holds for its whole
+// life; it fails if the container is running already.
+func (e *Engine) lockMonitor(id string) (*state.Lock, error) {
+	if err := os.MkdirAll(e.containers.RunDir(id), 0o700); err != nil {
+		return nil, fmt.Errorf("creating runtime directory: %w", err)
+	}
+	l, ok, err := state.TryLockFile(e.containers.MonitorLockPath(id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrRunning, id[:12])
+	}
+	return l, nil
+}
+
+// spawnMonitor starts a detached monitor process for the container and
+// waits until it reports that the container runs (or why not).
+func (e *Engine) spawnMonitor(id string) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	defer null.Close()
+	env := append(os.Environ(), "BERTH_ROOT="+e.cfg.Root, "BERTH_RUNROOT="+e.cfg.RunRoot)
+	if e.cfg.StorageDriver != "" {
+		env = append(env, "BERTH_STORAGE_DRIVER="+e.cfg.StorageDriver)
+	}
+	attr := &os.ProcAttr{
+		Env:   env,
+		Files: []*os.File{null, null, null, w},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	}
+	p, err := os.StartProcess("/proc/self/exe", []string{"berth", MonitorArg, id}, attr)
+	w.Close()
+	if err != nil {
+		return fmt.Errorf("starting container monitor: %w", err)
+	}
+	p.Release()
+	data, _ := io.ReadAll(r)
+	if len(data) == 0 {
+		return fmt.Errorf("container monitor exited before starting the container")
+	}
+	var res monitorResult
+	if err := json.Unmarshal(data, &res); err != nil {
+		return fmt.Errorf("bad report from container monitor: %q", strings.TrimSpace(string(data)))
+	}
+	switch {
+	case res.Code == 0:
+		return nil
+	case res.Code == 126 || res.Code == 127:
+		return &ExitError{Code: res.Code, Msg: res.Msg}
+	default:
+		return errors.New(res.Msg)
+	}
+}
+
+func removeCgroupQuietly(id string) { oci.RemoveCgroup(cgroupName(id)) }

@@ -1,0 +1,61 @@
+// Command berth is a daemonless container engine.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/berth-dev/berth/commands"
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/storage"
+)
+
+func main() {
+	// Re-exec'd roles come first, before anything else is set up.
+	if storage.ReexecInit() {
+		return
+	}
+	if len(os.Args) > 2 {
+		switch os.Args[1] {
+		case oci.InitArg:
+			oci.InitMain(os.Args[2])
+		case engine.MonitorArg:
+			os.Exit(engine.MonitorMain(engine.DefaultConfig(), os.Args[2]))
+		}
+	}
+	app := commands.NewApp(os.Stdout, os.Stderr)
+	err := commands.Run(context.Background(), app, os.Args)
+	os.Exit(exitCode(err))
+}
+
+// exitCode prints err and maps it to berth's exit codes, docker's way:
+// the container's own code, 126 (cannot invoke), 127 (not found), and 125
+// for every error of berth itself.
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var xe *engine.ExitError
+	if errors.As(err, &xe) {
+		if xe.Msg != "" {
+			fmt.Fprintf(os.Stderr, "Error: %s\n", oneLine(xe.Msg))
+		}
+		return xe.Code
+	}
+	fmt.Fprintf(os.Stderr, "Error: %s\n", oneLine(err.Error()))
+	return 125
+}
+
+// oneLine keeps an error to one line on the terminal, except for usage
+// hints that follow on a second line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, "\n"); i >= 0 && !strings.HasPrefix(s[i+1:], "Usage:") {
+		return strings.ReplaceAll(s, "\n", " ")
+	}
+	return s
+}

@@ -1,0 +1,128 @@
+// Package oci runs containers: it turns what a container asks for into an
+// OCI runtime spec, starts berth's own init child from it (namespaces,
+// rootfs, pivot_root, exec), and manages the container's cgroup.
+package oci
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Annotations berth reads back in its init child.
+const (
+	// AnnotationUser holds the user as the operator gave it ("name:group",
+	// "1000", …); the init child resolves it in the container's /etc/passwd.
+	AnnotationUser = "io.berth.user"
+	// AnnotationInit asks for berth's tiny init as pid 1.
+	AnnotationInit = "io.berth.init"
+)
+
+// SpecInput is what a container's spec is generated from.
+type SpecInput struct {
+	Rootfs         string
+	Args           []string
+	Env            []string
+	Cwd            string
+	User           string // as given by the operator; "" is root
+	Terminal       bool
+	Hostname       string
+	HostsPath      string
+	HostnamePath   string
+	ResolvConfPath string
+	HostNetwork    bool // share the host's network namespace
+	Init           bool
+	CgroupsPath    string
+	ShmSize        int64
+}
+
+// Generate builds the OCI runtime spec for one container.
+func Generate(in SpecInput) *specs.Spec {
+	shm := in.ShmSize
+	if shm <= 0 {
+		shm = 64 << 20
+	}
+	cwd := in.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	s := &specs.Spec{
+		Version:  specs.Version,
+		Hostname: in.Hostname,
+		Root:     &specs.Root{Path: in.Rootfs},
+		Process: &specs.Process{
+			Terminal: in.Terminal,
+			Args:     in.Args,
+			Env:      in.Env,
+			Cwd:      cwd,
+		},
+		Annotations: map[string]string{},
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", fmt.Sprintf("size=%dk", shm/1024)}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: in.CgroupsPath,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.UTSNamespace},
+				{Type: specs.IPCNamespace}, {Type: specs.CgroupNamespace},
+			},
+			Devices: defaultDevices(),
+		},
+	}
+	if !in.HostNetwork {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	for dst, src := range map[string]string{"/etc/hosts": in.HostsPath, "/etc/hostname": in.HostnamePath, "/etc/resolv.conf": in.ResolvConfPath} {
+		if src != "" {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
+		}
+	}
+	if in.User != "" {
+		s.Annotations[AnnotationUser] = in.User
+	}
+	if in.Init {
+		s.Annotations[AnnotationInit] = "true"
+	}
+	return s
+}
+
+func defaultDevices() []specs.LinuxDevice {
+	mode := os.FileMode(0o666)
+	zero := uint32(0)
+	dev := func(path string, major, minor int64) specs.LinuxDevice {
+		return specs.LinuxDevice{Path: path, Type: "c", Major: major, Minor: minor, FileMode: &mode, UID: &zero, GID: &zero}
+	}
+	return []specs.LinuxDevice{
+		dev("/dev/null", 1, 3), dev("/dev/zero", 1, 5), dev("/dev/full", 1, 7),
+		dev("/dev/random", 1, 8), dev("/dev/urandom", 1, 9), dev("/dev/tty", 5, 0),
+	}
+}
+
+// WriteSpec stores a spec as JSON at path, atomically.
+func WriteSpec(path string, s *specs.Spec, write func(string, []byte, os.FileMode) error) error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding runtime spec: %w", err)
+	}
+	return write(path, data, 0o600)
+}
+
+// ReadSpec loads a spec written by WriteSpec.
+func ReadSpec(path string) (*specs.Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading runtime spec: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decoding runtime spec %s: %w", path, err)
+	}
+	return &s, nil
+}

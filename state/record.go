@@ -1,0 +1,55 @@
+package state
+
+import (
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+)
+
+// Container statuses, as Docker names them.
+const (
+	StatusCreated    = "created"
+	StatusRunning    = "running"
+	StatusPaused     = "paused"
+	StatusRestarting = "restarting"
+	StatusRemoving   = "removing"
+	StatusExited     = "exited"
+	StatusDead       = "dead"
+)
+
+// Record is what was asked for when the container was created. It changes
+// only on rename (and later on update).
+type Record struct {
+	ID         string                `json:"id"`
+	Name       string                `json:"name"`
+	Created    time.Time             `json:"created"`
+	Image      string                `json:"image"` // the reference the user gave
+	ImageID    string                `json:"imageID"`
+	Path       string                `json:"path"` // argv[0] of the process
+	Args       []string              `json:"args"` // the rest of argv
+	Config     *container.Config     `json:"config"`
+	HostConfig *container.HostConfig `json:"hostConfig"`
+	Driver     string                `json:"driver"`
+}
+
+// State is what happened to the container since.
+type State struct {
+	Status       string    `json:"status"`
+	Pid          int       `json:"pid,omitempty"`
+	PidStart     uint64    `json:"pidStart,omitempty"` // start time of Pid in clock ticks, guards against pid reuse
+	MonitorPid   int       `json:"monitorPid,omitempty"`
+	ExitCode     int       `json:"exitCode"`
+	Error        string    `json:"error,omitempty"`
+	OOMKilled    bool      `json:"oomKilled,omitempty"`
+	StartedAt    time.Time `json:"startedAt"`
+	FinishedAt   time.Time `json:"finishedAt"`
+	RestartCount int       `json:"restartCount,omitempty"`
+	// StoppedByUser is set by stop and kill so that restart policies and
+	// unless-stopped know the exit was asked for.
+	StoppedByUser bool `json:"stoppedByUser,omitempty"`
+}
+
+// Active tells whether the state says a process should be there.
+func (s *State) Active() bool {
+	return s.Status == StatusRunning || s.Status == StatusPaused || s.Status == StatusRestarting
+}
