@@ -286,7 +286,11 @@ func makeDevices(rootfs string, devices []specs.LinuxDevice, terminal bool) erro
 		if err := makeMountPoint(console, false); err != nil {
 			return err
 		}
-		if err := unix.Mount("/proc/self/fd/0", console, "", unix.MS_BIND, ""); err != nil {
+		slave, err := os.Readlink("/proc/self/fd/0")
+		if err != nil {
+			return fmt.Errorf("finding the terminal: %w", err)
+		}
+		if err := unix.Mount(slave, console, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("binding /dev/console: %w", err)
 		}
 	}

@@ -2,37 +2,137 @@
 // It wraps go.podman.io/storage (containers/storage) for layers and
 // mounts, and go-containerregistry for image configs and archives.
 //
-// CONTRACT (written by the lead before the package existed; keep these
-// exported names and signatures, add whatever else is needed):
+// Everything lives under two directories: Root+"/storage" holds layers,
+// image records and container records (it survives reboots), and
+// RunRoot+"/storage" holds mount bookkeeping that may be lost on reboot.
 //
-//	type Options struct { Root, RunRoot, Driver string }  // Driver "" = overlay, falling back to vfs
-//	func Open(o Options) (*Store, error)                   // Root/RunRoot are the berth roots; storage lives in Root+"/storage", RunRoot+"/storage"
-//	func (s *Store) Close() error                          // Shutdown(false); never unmounts container rootfs
-//	func (s *Store) Driver() string                        // "overlay" or "vfs"
-//	func (s *Store) DriverStatus() [][2]string             // for `berth info`
+// An image is identified like docker does it: its ID is the hex sha256 of
+// the exact config JSON bytes, which are stored with the image as the
+// "config" big-data item. Image names are full references such as
+// "docker.io/library/busybox:latest"; see NormalizeName and FamiliarName.
 //
-//	type Image struct {
-//	    ID       string            // hex sha256 of the config JSON (docker image ID, no "sha256:")
-//	    Names    []string          // full refs: "docker.io/library/busybox:latest"
-//	    Digests  []string          // manifest digests "sha256:…" when known
-//	    Created  time.Time
-//	    Size     int64             // sum of uncompressed layer sizes
-//	    Config   *v1.ConfigFile    // github.com/google/go-containerregistry/pkg/v1
-//	    TopLayer string            // c/storage layer id
+// A container's root filesystem is a c/storage container: a writable layer
+// on top of the image's top layer, created by CreateRootfs, mounted by
+// MountRootfs and deleted by RemoveRootfs.
+//
+// The layer code re-executes the current binary for some operations
+// (unpacking layers inside a chroot, long overlay mount options), so main
+// must start with:
+//
+//	if storage.ReexecInit() {
+//		return
 //	}
-//	var ErrImageNotFound, ErrCorruptArchive error       // errors.Is-able sentinels
-//	func (s *Store) Import(ctx context.Context, r io.Reader, o ImportOptions) (*Image, error)
-//	type ImportOptions struct { Ref string; Changes []string; Message string }
-//	        // Changes: "CMD [\"/bin/sh\"]" (Dockerfile syntax) or "CMD=/bin/sh" (podman);
-//	        // CMD ENTRYPOINT ENV EXPOSE LABEL USER WORKDIR VOLUME STOPSIGNAL ONBUILD; bad one -> error naming it
-//	func (s *Store) Load(ctx context.Context, r io.Reader) ([]string, error) // docker-archive or OCI archive; returns loaded refs (or IDs for untagged)
-//	func (s *Store) LookupImage(nameOrID string) (*Image, error)              // name (short "busybox" ok), full ID, unique ID prefix, "sha256:" prefix ok
-//	func (s *Store) Images() ([]*Image, error)
-//	func (s *Store) CreateRootfs(containerID, imageID string) error            // new writable layer on top of the image
-//	func (s *Store) MountRootfs(containerID string) (string, error)            // returns the merged dir
-//	func (s *Store) UnmountRootfs(containerID string) error                    // force, idempotent
-//	func (s *Store) RemoveRootfs(containerID string) error                     // unmount + delete, idempotent (missing is not an error)
-//	func (s *Store) RootfsSize(containerID string) (rw int64, err error)       // size of the container's own layer (ps -s)
-//	func FamiliarName(ref string) string                                      // "docker.io/library/busybox:latest" -> "busybox:latest"
-//	func NormalizeName(ref string) (string, error)                            // "busybox" -> "docker.io/library/busybox:latest"
 package storage
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	cstorage "go.podman.io/storage"
+	graphdriver "go.podman.io/storage/drivers"
+	"go.podman.io/storage/pkg/reexec"
+	"go.podman.io/storage/types"
+)
+
+// Options says where a Store keeps its data.
+type Options struct {
+	// Root is the berth root; persistent storage lives in Root+"/storage".
+	Root string
+	// RunRoot is the berth run root; volatile storage state lives in
+	// RunRoot+"/storage".
+	RunRoot string
+	// Driver is the graph driver: "overlay", "vfs", or "" for overlay
+	// falling back to vfs when the kernel cannot do overlay.
+	Driver string
+}
+
+var (
+	// ErrImageNotFound is returned (wrapped) when no image matches a name or ID.
+	ErrImageNotFound = errors.New("no such image")
+	// ErrCorruptArchive is returned (wrapped) when an imported or loaded
+	// archive cannot be read or its content does not match its digests.
+	ErrCorruptArchive = errors.New("corrupt archive")
+)
+
+// Store is an open image and container-rootfs store.
+type Store struct {
+	store  cstorage.Store
+	tmpDir string
+}
+
+// ReexecInit runs a c/storage helper if the current process was started as
+// one, and then returns true: the caller must exit right away. It must be
+// the first thing main does.
+func ReexecInit() bool {
+	return reexec.Init()
+}
+
+// Open opens (creating if needed) the store below o.Root and o.RunRoot.
+// It is cheap enough to call once per command.
+func Open(o Options) (*Store, error) {
+	if o.Root == "" || o.RunRoot == "" {
+		return nil, errors.New("opening storage: root and run root must be set")
+	}
+	storeOptions := types.StoreOptions{
+		GraphRoot:       filepath.Join(o.Root, "storage"),
+		RunRoot:         filepath.Join(o.RunRoot, "storage"),
+		GraphDriverName: o.Driver,
+	}
+	if o.Driver == "" {
+		storeOptions.GraphDriverName = "overlay"
+	}
+	store, err := cstorage.GetStore(storeOptions)
+	if err != nil && o.Driver == "" && errors.Is(err, graphdriver.ErrNotSupported) {
+		storeOptions.GraphDriverName = "vfs"
+		store, err = cstorage.GetStore(storeOptions)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening storage with driver %s: %w", storeOptions.GraphDriverName, err)
+	}
+	return &Store{store: store, tmpDir: filepath.Join(o.Root, "tmp")}, nil
+}
+
+// Close releases the store. Mounted container root filesystems stay
+// mounted.
+func (s *Store) Close() error {
+	_, err := s.store.Shutdown(false)
+	if err != nil && !errors.Is(err, cstorage.ErrLayerUsedByContainer) {
+		return fmt.Errorf("closing storage: %w", err)
+	}
+	return nil
+}
+
+// Shutdown releases the store; with force it also unmounts every mounted
+// layer. Tests and `berth system reset` use it.
+func (s *Store) Shutdown(force bool) error {
+	_, err := s.store.Shutdown(force)
+	if force && errors.Is(err, cstorage.ErrLayerUsedByContainer) {
+		// The layers were unmounted, but c/storage reports them and skips
+		// the driver cleanup; a second pass finds nothing mounted.
+		_, err = s.store.Shutdown(false)
+	}
+	if err != nil && !errors.Is(err, cstorage.ErrLayerUsedByContainer) {
+		return fmt.Errorf("shutting down storage: %w", err)
+	}
+	return nil
+}
+
+// Driver returns the graph driver in use: "overlay" or "vfs".
+func (s *Store) Driver() string {
+	return s.store.GraphDriverName()
+}
+
+// DriverStatus returns driver details as key/value pairs for `berth info`.
+func (s *Store) DriverStatus() [][2]string {
+	status, err := s.store.Status()
+	if err != nil {
+		return [][2]string{{"Error", err.Error()}}
+	}
+	return status
+}
+
+// GraphRoot returns the directory holding persistent storage data.
+func (s *Store) GraphRoot() string {
+	return s.store.GraphRoot()
+}

@@ -1,0 +1,80 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+
+	cstorage "go.podman.io/storage"
+)
+
+// CreateRootfs creates the root filesystem of container containerID: a new
+// writable layer on top of the image imageID (a full image ID, or anything
+// LookupImage accepts).
+func (s *Store) CreateRootfs(containerID, imageID string) error {
+	image, err := s.lookupStorageImage(imageID)
+	if err != nil {
+		return fmt.Errorf("creating rootfs for container %s: %w", containerID, err)
+	}
+	if _, err := s.store.CreateContainer(containerID, nil, image.ID, "", "", nil); err != nil {
+		return fmt.Errorf("creating rootfs for container %s: %w", containerID, err)
+	}
+	return nil
+}
+
+// MountRootfs mounts the root filesystem of a container and returns the
+// directory where it is mounted. Mounting an already mounted rootfs
+// returns the same directory.
+func (s *Store) MountRootfs(containerID string) (string, error) {
+	dir, err := s.store.Mount(containerID, "")
+	if err != nil {
+		return "", fmt.Errorf("mounting rootfs of container %s: %w", containerID, err)
+	}
+	return dir, nil
+}
+
+// UnmountRootfs unmounts the root filesystem of a container, however many
+// times it was mounted. An unmounted or unknown rootfs is not an error.
+func (s *Store) UnmountRootfs(containerID string) error {
+	_, err := s.store.Unmount(containerID, true)
+	if err != nil && !isMissingOrUnmounted(err) {
+		return fmt.Errorf("unmounting rootfs of container %s: %w", containerID, err)
+	}
+	return nil
+}
+
+// RemoveRootfs unmounts and deletes the root filesystem of a container.
+// A missing rootfs is not an error.
+func (s *Store) RemoveRootfs(containerID string) error {
+	if err := s.UnmountRootfs(containerID); err != nil {
+		return err
+	}
+	err := s.store.DeleteContainer(containerID)
+	if err != nil && !errors.Is(err, cstorage.ErrContainerUnknown) && !errors.Is(err, cstorage.ErrNotAContainer) {
+		return fmt.Errorf("removing rootfs of container %s: %w", containerID, err)
+	}
+	return nil
+}
+
+// RootfsSize returns the size of the files the container itself wrote:
+// the size of its writable layer, as `ps -s` shows it.
+func (s *Store) RootfsSize(containerID string) (int64, error) {
+	container, err := s.store.Container(containerID)
+	if err != nil {
+		return 0, fmt.Errorf("sizing rootfs of container %s: %w", containerID, err)
+	}
+	layer, err := s.store.Layer(container.LayerID)
+	if err != nil {
+		return 0, fmt.Errorf("sizing rootfs of container %s: %w", containerID, err)
+	}
+	size, err := s.store.DiffSize(layer.Parent, layer.ID)
+	if err != nil {
+		return 0, fmt.Errorf("sizing rootfs of container %s: %w", containerID, err)
+	}
+	return size, nil
+}
+
+func isMissingOrUnmounted(err error) bool {
+	return errors.Is(err, cstorage.ErrLayerNotMounted) ||
+		errors.Is(err, cstorage.ErrLayerUnknown) ||
+		errors.Is(err, cstorage.ErrContainerUnknown)
+}
