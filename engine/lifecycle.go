@@ -154,19 +154,21 @@ func (e *Engine) monitorAlive(id string) bool {
 	return false
 }
 
-// waitStopped waits until the container has stopped and its exit is
-// recorded, or until timeout (negative: no limit). It reports whether the
-// container stopped.
+// waitStopped waits until the container has stopped and its monitor has
+// finished (exit recorded, rootfs unmounted, cgroup removed), or until
+// timeout (negative: no limit). It reports whether that happened.
 func (e *Engine) waitStopped(id string, timeout time.Duration, lostCode int) bool {
 	deadline := time.Now().Add(timeout)
 	for delay := time.Millisecond; ; {
-		st, err := e.containers.State(id)
-		if err != nil || !st.Active() {
-			return true
-		}
-		if !e.monitorAlive(id) && !pidAlive(st.Pid, st.PidStart) {
-			e.markLost(id, lostCode)
-			return true
+		if !e.monitorAlive(id) {
+			st, err := e.containers.State(id)
+			if err != nil || !st.Active() {
+				return true
+			}
+			if !pidAlive(st.Pid, st.PidStart) {
+				e.markLost(id, lostCode)
+				return true
+			}
 		}
 		if timeout >= 0 && time.Now().After(deadline) {
 			return false
