@@ -57,7 +57,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			runCommand(), createCommand(), startCommand(), stopCommand(), restartCommand(),
 			killCommand(), rmCommand(), waitCommand(), renameCommand(), psCommand(),
 			logsCommand(), inspectCommand(), imagesCommand(), importCommand(), loadCommand(),
-			versionCommand(), infoCommand(),
+			versionCommand(), infoCommand(), attachCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "Error: unknown command %q for \"berth\"\n", name)

@@ -1,7 +1,10 @@
 package commands
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"fmt"
 	"strings"
 	"time"
@@ -48,7 +51,7 @@ func inspectCommand() *cli.Command {
 					objs = append(objs, obj)
 				}
 				if f := c.String("format"); f != "" {
-					if err := writeFormatted(c.App.Writer, f, objs, nil); err != nil {
+					if err := writeInspectFormat(c.App.Writer, f, objs); err != nil {
 						return err
 					}
 				} else if err := writeJSON(c.App.Writer, nonNilList(objs)); err != nil {
@@ -130,4 +133,31 @@ func imageInspect(img *storage.Image) *image.InspectResponse {
 		DockerOCIImageConfigExt: dockerspec.DockerOCIImageConfigExt{OnBuild: c.OnBuild, Shell: c.Shell},
 	}
 	return resp
+}
+
+// writeInspectFormat runs the template on each object; where a field is
+// not found on berth's typed value, it retries on the object's JSON form,
+// as docker does, so both {{.ID}} and {{.Id}} work.
+func writeInspectFormat(w io.Writer, format string, objs []any) error {
+	tmpl, _, err := parseTemplate(format)
+	if err != nil {
+		return err
+	}
+	for _, obj := range objs {
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, obj); err != nil {
+			raw, merr := json.Marshal(obj)
+			if merr != nil {
+				return err
+			}
+			var generic map[string]any
+			json.Unmarshal(raw, &generic)
+			buf.Reset()
+			if err2 := tmpl.Execute(&buf, generic); err2 != nil {
+				return fmt.Errorf("executing --format template: %w", err)
+			}
+		}
+		fmt.Fprintln(w, buf.String())
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -21,6 +22,7 @@ func startCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach STDOUT/STDERR and forward signals"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach the container's STDIN"},
+			&cli.StringFlag{Name: "detach-keys", Usage: "key sequence for detaching (default ctrl-p,ctrl-q)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "[OPTIONS] CONTAINER [CONTAINER...]"); err != nil {
@@ -46,7 +48,10 @@ func startCommand() *cli.Command {
 					return err
 				}
 				defer restore()
-				code, err := e.Start(c.Context, ctr.Record.ID, engine.StartOptions{Attach: true, Streams: streams})
+				code, err := e.Start(c.Context, ctr.Record.ID, engine.StartOptions{Attach: true, Streams: streams, DetachKeys: c.String("detach-keys")})
+				if errors.Is(err, engine.ErrDetached) {
+					return nil
+				}
 				if err != nil {
 					return err
 				}
@@ -207,6 +212,50 @@ func renameCommand() *cli.Command {
 			}
 			return withEngine(c, func(e *engine.Engine) error {
 				return e.Rename(c.Context, c.Args().Get(0), c.Args().Get(1))
+			})
+		},
+	}
+}
+
+func attachCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "attach",
+		Usage:     "attach local standard input, output and error streams to a running container",
+		ArgsUsage: "CONTAINER",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "detach-keys", Usage: "key sequence for detaching (default ctrl-p,ctrl-q)"},
+			&cli.BoolFlag{Name: "no-stdin", Usage: "do not attach STDIN"},
+			&cli.BoolFlag{Name: "sig-proxy", Value: true, Usage: "proxy received signals to the container"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("\"attach\" requires exactly 1 argument\nUsage: berth attach [OPTIONS] CONTAINER")
+			}
+			return withEngine(c, func(e *engine.Engine) error {
+				ctr, err := e.Get(c.Context, c.Args().First())
+				if err != nil {
+					return err
+				}
+				stdin := ctr.Record.Config.OpenStdin && !c.Bool("no-stdin")
+				streams, restore, err := foregroundStreams(ctr.Record.Config.Tty, stdin)
+				if err != nil {
+					return err
+				}
+				defer restore()
+				if !c.Bool("sig-proxy") {
+					streams.Signals = nil
+				}
+				code, err := e.Attach(c.Context, ctr.Record.ID, engine.AttachOptions{Streams: streams, NoStdin: !stdin, DetachKeys: c.String("detach-keys")})
+				if errors.Is(err, engine.ErrDetached) {
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				if code != 0 {
+					return &engine.ExitError{Code: code}
+				}
+				return nil
 			})
 		},
 	}

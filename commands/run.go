@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -45,7 +46,10 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "create and start a container",
 		ArgsUsage: "IMAGE [COMMAND] [ARG...]",
-		Flags:     append(createFlags(), &cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background and print the container ID"}),
+		Flags: append(createFlags(),
+			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background and print the container ID"},
+			&cli.StringFlag{Name: "detach-keys", Usage: "key sequence for detaching from a terminal session (default ctrl-p,ctrl-q)"},
+		),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "[OPTIONS] IMAGE [COMMAND] [ARG...]"); err != nil {
 				return err
@@ -65,7 +69,13 @@ func runCommand() *cli.Command {
 					}
 					defer restore()
 				}
-				res, err := e.Run(c.Context, engine.RunOptions{Create: *opts, Detach: detach, Streams: streams})
+				if !detach && opts.Config.OpenStdin {
+					opts.Config.StdinOnce = true // as docker: the caller's EOF ends the input
+				}
+				res, err := e.Run(c.Context, engine.RunOptions{Create: *opts, Detach: detach, Streams: streams, DetachKeys: c.String("detach-keys")})
+				if errors.Is(err, engine.ErrDetached) {
+					return nil
+				}
 				if err != nil {
 					return err
 				}

@@ -18,7 +18,8 @@ type RunOptions struct {
 	Create CreateOptions
 	Detach bool
 	// Streams connect a foreground container to the caller; nil with Detach.
-	Streams *Streams
+	Streams    *Streams
+	DetachKeys string
 }
 
 // RunResult says what ran and how it ended.
@@ -35,14 +36,15 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	code, err := e.start(rec, o.Detach, o.Streams)
+	code, err := e.start(rec, o.Detach, o.Streams, o.DetachKeys)
 	return &RunResult{ID: rec.ID, ExitCode: code}, err
 }
 
 // StartOptions is `start`.
 type StartOptions struct {
-	Attach  bool
-	Streams *Streams // with Attach
+	Attach     bool
+	Streams    *Streams // with Attach
+	DetachKeys string
 }
 
 // Start starts a created or stopped container. Attached, it returns when
@@ -58,7 +60,7 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (int, er
 	}
 	if st.Active() {
 		if o.Attach {
-			return 125, fmt.Errorf("%w: attaching to a running container is not supported yet (use logs -f)", ErrRunning)
+			return e.Attach(ctx, id, AttachOptions{Streams: o.Streams, DetachKeys: o.DetachKeys})
 		}
 		return 0, nil // like docker: starting a running container is a no-op
 	}
@@ -66,16 +68,34 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (int, er
 	if err != nil {
 		return 125, err
 	}
-	return e.start(rec, !o.Attach, o.Streams)
+	return e.start(rec, !o.Attach, o.Streams, o.DetachKeys)
 }
 
-func (e *Engine) start(rec *state.Record, detach bool, streams *Streams) (int, error) {
-	if detach {
-		if err := e.spawnMonitor(rec.ID); err != nil {
+func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachKeys string) (int, error) {
+	// An interactive terminal session can be detached from (ctrl-p
+	// ctrl-q), so it gets a monitor of its own and attaches to it. Other
+	// foreground runs are monitored by the caller's process.
+	interactive := !detach && rec.Config.Tty && rec.Config.OpenStdin && streams != nil && streams.Stdin != nil
+	if detach || interactive {
+		var keys []byte
+		if interactive {
+			var err error
+			if keys, err = ParseDetachKeys(detachKeys); err != nil {
+				return 125, err
+			}
+		}
+		if err := e.spawnMonitor(rec.ID, interactive); err != nil {
 			if rec.HostConfig.AutoRemove {
 				e.removeContainer(rec.ID)
 			}
+			var xe *ExitError
+			if errors.As(err, &xe) {
+				return xe.Code, err
+			}
 			return 125, err
+		}
+		if interactive {
+			return e.attach(rec.ID, true, true, keys, streams)
 		}
 		return 0, nil
 	}
@@ -84,7 +104,7 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams) (int, e
 		return 125, err
 	}
 	defer lock.Unlock()
-	code, err := e.monitorContainer(rec, streams, func(err error) {
+	code, err := e.monitorContainer(rec, streams, nil, func(err error) {
 		if err != nil && rec.HostConfig.AutoRemove {
 			e.removeContainer(rec.ID)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +21,10 @@ import (
 
 // MonitorArg is the hidden first argument of a re-exec'd monitor process.
 const MonitorArg = "__monitor"
+
+// attachPendingEnv asks a monitor to keep the container's first output
+// for the client that is about to attach (run -it).
+const attachPendingEnv = "BERTH_ATTACH_PENDING"
 
 // Streams connect a container's standard streams to a caller in the
 // foreground. Stdin is nil when the container gets no input.
@@ -41,8 +44,8 @@ type Streams struct {
 // (detached) or the CLI itself (foreground). started is called once the
 // command runs, or with the reason it could not start. The caller holds
 // the container's monitor lock.
-func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, started func(error)) (int, error) {
-	code, proc, wait, err := e.startContainer(rec, streams)
+func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, started func(error)) (int, error) {
+	code, proc, wait, err := e.startContainer(rec, streams, hub)
 	started(err)
 	if err != nil {
 		return code, err
@@ -55,7 +58,7 @@ func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, started f
 // startContainer mounts the rootfs, makes the cgroup, writes the spec and
 // starts the init child. It returns a function that waits for the exit,
 // drains the output and returns the exit code.
-func (e *Engine) startContainer(rec *state.Record, streams *Streams) (code int, proc *oci.Process, wait func() int, err error) {
+func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attachHub) (code int, proc *oci.Process, wait func() int, err error) {
 	images, err := e.Images()
 	if err != nil {
 		return 125, nil, nil, err
@@ -82,7 +85,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams) (code int, 
 	spec := oci.Generate(oci.SpecInput{
 		Rootfs:         rootfs,
 		Args:           append([]string{rec.Path}, rec.Args...),
-		Env:            rec.Config.Env,
+		Env:            withHostname(rec.Config.Env, rec.Config.Hostname),
 		Cwd:            rec.Config.WorkingDir,
 		User:           rec.Config.User,
 		Terminal:       rec.Config.Tty,
@@ -109,7 +112,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams) (code int, 
 	}
 	cleanups = append(cleanups, func() { log.Close() })
 
-	io, err := newContainerIO(rec, streams, log)
+	io, err := newContainerIO(rec, streams, log, hub)
 	if err != nil {
 		return 125, nil, nil, err
 	}
@@ -144,6 +147,9 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams) (code int, 
 		code, _ := proc.Wait()
 		stopForwarding()
 		io.drain()
+		if hub != nil {
+			hub.close()
+		}
 		log.Close()
 		return code
 	}
@@ -215,15 +221,18 @@ type containerIO struct {
 	outputs                              []*os.File
 }
 
-func newContainerIO(rec *state.Record, streams *Streams, log *jsonLog) (*containerIO, error) {
+func newContainerIO(rec *state.Record, streams *Streams, log *jsonLog, hub *attachHub) (*containerIO, error) {
 	cio := &containerIO{log: log, streams: streams}
 	var stdout, stderr io.Writer
 	var stdin io.Reader
-	if streams != nil {
+	switch {
+	case streams != nil:
 		stdout, stderr = streams.Stdout, streams.Stderr
 		if rec.Config.OpenStdin {
 			stdin = streams.Stdin
 		}
+	case hub != nil:
+		stdout, stderr = hub.writer(frameStdout), hub.writer(frameStderr)
 	}
 	if rec.Config.Tty {
 		master, slave, err := pty.Open()
@@ -234,6 +243,12 @@ func newContainerIO(rec *state.Record, streams *Streams, log *jsonLog) (*contain
 		if streams != nil && streams.TerminalSize != nil {
 			if rows, cols, ok := streams.TerminalSize(); ok {
 				pty.Setsize(master, &pty.Winsize{Rows: rows, Cols: cols})
+			}
+		}
+		if hub != nil {
+			hub.pty = master
+			if rec.Config.OpenStdin {
+				hub.stdin = master // a terminal's input is never closed by a client
 			}
 		}
 		cio.childStdin, cio.childStdout, cio.childStderr = slave, slave, slave
@@ -254,17 +269,21 @@ func newContainerIO(rec *state.Record, streams *Streams, log *jsonLog) (*contain
 	}
 	cio.childStdin = null
 	cio.childSide = append(cio.childSide, null)
-	if stdin != nil {
+	if stdin != nil || (hub != nil && rec.Config.OpenStdin) {
 		r, w, err := os.Pipe()
 		if err != nil {
 			return nil, err
 		}
 		cio.childStdin, cio.stdinW = r, w
 		cio.childSide = append(cio.childSide, r)
-		go func() {
-			io.Copy(w, stdin)
-			w.Close()
-		}()
+		if stdin != nil {
+			go func() {
+				io.Copy(w, stdin)
+				w.Close()
+			}()
+		} else {
+			hub.stdin, hub.closeIn = w, rec.Config.StdinOnce
+		}
 	}
 	for _, s := range []struct {
 		name string
@@ -356,7 +375,9 @@ type monitorResult struct {
 // __monitor ID`): it owns a detached container until it exits. The CLI
 // that started it reads one monitorResult from fd 3.
 func MonitorMain(cfg Config, id string) int {
-	signal.Ignore(unix.SIGHUP, unix.SIGPIPE)
+	// Not signal.Ignore: ignored signals stay ignored across exec, and the
+	// container must get default dispositions. The monitor has no terminal
+	// (setsid, stdio on /dev/null), so no SIGHUP reaches it.
 	report := os.NewFile(3, "report")
 	reported := false
 	send := func(err error) {
@@ -393,7 +414,13 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	defer lock.Unlock()
-	code, err := e.monitorContainer(rec, nil, send)
+	hub, err := listenAttach(e.containers.RunDir(id), os.Getenv(attachPendingEnv) == "1")
+	if err != nil {
+		send(err)
+		return 125
+	}
+	go hub.serve()
+	code, err := e.monitorContainer(rec, nil, hub, send)
 	if err != nil {
 		send(err)
 	}
@@ -418,7 +445,7 @@ func (e *Engine) lockMonitor(id string) (*state.Lock, error) {
 
 // spawnMonitor starts a detached monitor process for the container and
 // waits until it reports that the container runs (or why not).
-func (e *Engine) spawnMonitor(id string) error {
+func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -433,6 +460,9 @@ func (e *Engine) spawnMonitor(id string) error {
 	env := append(os.Environ(), "BERTH_ROOT="+e.cfg.Root, "BERTH_RUNROOT="+e.cfg.RunRoot)
 	if e.cfg.StorageDriver != "" {
 		env = append(env, "BERTH_STORAGE_DRIVER="+e.cfg.StorageDriver)
+	}
+	if keepFirstOutput {
+		env = append(env, attachPendingEnv+"=1")
 	}
 	attr := &os.ProcAttr{
 		Env:   env,
@@ -464,3 +494,14 @@ func (e *Engine) spawnMonitor(id string) error {
 }
 
 func removeCgroupQuietly(id string) { oci.RemoveCgroup(cgroupName(id)) }
+
+// withHostname adds HOSTNAME to the environment as docker does, unless the
+// container sets it itself.
+func withHostname(env []string, hostname string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HOSTNAME=") {
+			return env
+		}
+	}
+	return append([]string{"HOSTNAME=" + hostname}, env...)
+}
