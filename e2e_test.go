@@ -48,6 +48,7 @@
 //	cgroupleaks                 fail if a cgroup named after a container of this
 //	                            scenario that no longer exists remains
 //	kill-monitor ID             SIGKILL the berth process(es) supervising ID
+//	exe-readonly PID            require /proc/PID/exe to be on a read-only mount
 //
 // Commands run by berth/exitcode/capture/waitfor/within get the scenario's
 // environment variables WORK PATH HOME TMPDIR BERTH_ROOT BERTH_RUNROOT
@@ -187,6 +188,7 @@ func TestScripts(t *testing.T) {
 			"mountleaks":   cmdMountleaks,
 			"cgroupleaks":  cmdCgroupleaks,
 			"kill-monitor": cmdKillMonitor,
+			"exe-readonly": cmdExeReadonly,
 		},
 	}
 	if d, ok := t.Deadline(); ok {
@@ -590,6 +592,23 @@ func cmdCgroupleaks(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // kill-monitor ID
+// exe-readonly PID: the executable of PID lives on a read-only mount
+// (statfs of /proc/PID/exe reports ST_RDONLY), so it cannot be rewritten
+// through that path even after the process exits (CVE-2019-5736).
+func cmdExeReadonly(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: exe-readonly PID")
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/proc/"+args[0]+"/exe", &st); err != nil {
+		ts.Fatalf("statfs /proc/%s/exe: %v", args[0], err)
+	}
+	ro := st.Flags&unix.ST_RDONLY != 0
+	if ro == neg {
+		ts.Fatalf("executable of pid %s on a read-only mount: %v", args[0], ro)
+	}
+}
+
 func cmdKillMonitor(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: kill-monitor container")

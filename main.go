@@ -19,6 +19,9 @@ func main() {
 	if storage.ReexecInit() {
 		return
 	}
+	// Descriptors inherited without close-on-exec (a shell's, a CI
+	// runner's) must not travel on into monitors and containers.
+	oci.CloseOnExecAll()
 	if len(os.Args) > 2 {
 		switch os.Args[1] {
 		case oci.InitArg:

@@ -139,7 +139,12 @@ fi
 if command -v podman >/dev/null 2>&1; then
 	if podman import "$TMP/busybox.tar" berth-bench-busybox >/dev/null 2>&1; then
 		PODMAN_IMPORTED=1
-		measure podman "podman run --rm --network none berth-bench-busybox true" ||
+		# crun refuses cgroup v1 hybrid hosts; podman then needs runc. --ulimit:
+		# podman raises nofile/nproc past what this host allows. --pull=never
+		# keeps podman off the network whatever its short-name settings say.
+		podman_runtime=""
+		[ -n "${crun_err:-}" ] || ! command -v crun >/dev/null 2>&1 && podman_runtime="--runtime runc"
+		measure podman "podman $podman_runtime run --rm --pull=never --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none localhost/berth-bench-busybox true" ||
 			echo "  podman   failed"
 	else
 		echo "  podman   skipped: podman import failed"

@@ -374,6 +374,9 @@ func copyWithDetachKeys(r io.Reader, keys []byte, send func([]byte) error) error
 			if len(keys) > 0 && b == keys[matched] {
 				matched++
 				if matched == len(keys) {
+					if len(out) > 0 {
+						send(out) // what was typed before the keys still counts
+					}
 					return ErrDetached
 				}
 				continue
@@ -394,6 +397,9 @@ func copyWithDetachKeys(r io.Reader, keys []byte, send func([]byte) error) error
 			}
 		}
 		if err != nil {
+			if matched > 0 {
+				send(keys[:matched]) // the input ended inside a partial match
+			}
 			if err == io.EOF {
 				return nil
 			}

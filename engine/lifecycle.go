@@ -32,6 +32,9 @@ type RunResult struct {
 // process is the container's monitor, which saves one process start on
 // every run; detached, a monitor process owns the container.
 func (e *Engine) Run(ctx context.Context, o RunOptions) (*RunResult, error) {
+	if _, err := ParseDetachKeys(o.DetachKeys); err != nil {
+		return nil, err // refused before anything is created
+	}
 	rec, err := e.Create(ctx, o.Create)
 	if err != nil {
 		return nil, err

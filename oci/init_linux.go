@@ -103,7 +103,7 @@ func initContainer(specPath string, sync *os.File) (int, error) {
 	if spec.Annotations[AnnotationInit] == "true" {
 		return runTinyInit(path, spec.Process.Args, env, cred, sync)
 	}
-	if err := closeExtraFds(); err != nil {
+	if err := CloseOnExecAll(); err != nil {
 		return 125, err
 	}
 	if err := setCredentials(cred); err != nil {
@@ -417,9 +417,10 @@ func execErrorCode(err error) int {
 	return 126
 }
 
-// closeExtraFds marks every descriptor above stderr close-on-exec, so that
-// nothing of the host leaks into the container.
-func closeExtraFds() error {
+// CloseOnExecAll marks every descriptor above stderr close-on-exec, so that
+// nothing of the host leaks into the container. main calls it first thing,
+// for descriptors berth itself inherited (a shell's, a CI runner's).
+func CloseOnExecAll() error {
 	entries, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return fmt.Errorf("listing open descriptors: %w", err)

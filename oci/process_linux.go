@@ -67,9 +67,11 @@ func Start(o StartOptions) (*Process, error) {
 		}
 	}
 	cmd := &exec.Cmd{
-		Path:       o.Exe,
-		Args:       []string{"berth", InitArg, o.SpecPath},
-		Env:        []string{},
+		Path: o.Exe,
+		Args: []string{"berth", InitArg, o.SpecPath},
+		// No periodic re-reading of the host's cgroup CPU limits: the Go
+		// runtime would keep those host files open in the container's pid 1.
+		Env:        []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"},
 		Stdin:      o.Stdin,
 		Stdout:     o.Stdout,
 		Stderr:     o.Stderr,

@@ -13,7 +13,7 @@ import (
 // child, forwards every signal to it, reaps orphans, and exits with the
 // command's exit code. It returns only if the command cannot start.
 func runTinyInit(path string, args, env []string, cred *credential, sync *os.File) (int, error) {
-	if err := closeExtraFds(); err != nil {
+	if err := CloseOnExecAll(); err != nil {
 		return 125, err
 	}
 	signals := make(chan os.Signal, 32)
