@@ -22,10 +22,11 @@ func main() {
 	// Descriptors inherited without close-on-exec (a shell's, a CI
 	// runner's) must not travel on into monitors and containers.
 	oci.CloseOnExecAll()
+	if len(os.Args) > 1 && os.Args[1] == oci.InitArg {
+		oci.InitMain()
+	}
 	if len(os.Args) > 2 {
 		switch os.Args[1] {
-		case oci.InitArg:
-			oci.InitMain(os.Args[2])
 		case engine.MonitorArg:
 			os.Exit(engine.MonitorMain(engine.DefaultConfig(), os.Args[2]))
 		}

@@ -67,7 +67,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		id, _ := e.containers.Resolve(rec.Name)
 		return nil, fmt.Errorf("%w: the container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name", ErrNameInUse, rec.Name, id)
 	}
-	if err := images.CreateRootfs(rec.ID, img.ID); err != nil {
+	if err := images.CreateRootfs(rec.ID, img.ID, storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove}); err != nil {
 		return nil, fmt.Errorf("creating container rootfs: %w", err)
 	}
 	rec.Driver = images.Driver()

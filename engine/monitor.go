@@ -72,11 +72,42 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 			}
 		}
 	}()
+	// The rootfs is mounted before the fork: the child's mount namespace is
+	// a copy of ours at that moment. The child's start-up then overlaps
+	// with the cgroup and the spec below.
 	rootfs, err := images.MountRootfs(rec.ID)
 	if err != nil {
 		return 125, nil, nil, fmt.Errorf("mounting container rootfs: %w", err)
 	}
 	cleanups = append(cleanups, func() { images.UnmountRootfs(rec.ID) })
+	log, err := openJSONLog(filepath.Join(dir, "ctr.log"))
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, func() { log.Close() })
+	io, err := newContainerIO(rec, streams, log, hub)
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, io.closeAll)
+	exe, err := oci.SealedExe(e.cfg.RunRoot)
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	hostNetwork := rec.HostConfig.NetworkMode == "host"
+	pending, err := oci.Fork(oci.ForkOptions{
+		Exe: exe, HostNetwork: hostNetwork, Terminal: rec.Config.Tty,
+		Stdin: io.childStdin, Stdout: io.childStdout, Stderr: io.childStderr,
+	})
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	started := false
+	cleanups = append(cleanups, func() {
+		if !started {
+			pending.Abort()
+		}
+	})
 	cg, err := oci.CreateCgroup(cgroupName(rec.ID))
 	if err != nil {
 		return 125, nil, nil, err
@@ -93,34 +124,18 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		HostsPath:      filepath.Join(dir, "hosts"),
 		HostnamePath:   filepath.Join(dir, "hostname"),
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
-		HostNetwork:    rec.HostConfig.NetworkMode == "host",
+		HostNetwork:    hostNetwork,
 		Init:           rec.HostConfig.Init != nil && *rec.HostConfig.Init,
 		CgroupsPath:    cg.Name,
 		ShmSize:        rec.HostConfig.ShmSize,
 	})
-	specPath := filepath.Join(dir, "config.json")
-	if err := oci.WriteSpec(specPath, spec, state.WriteFileAtomic); err != nil {
+	// Kept for inspection (and for an OCI runtime); the child gets the
+	// spec over its sync socket.
+	if err := oci.WriteSpec(filepath.Join(dir, "config.json"), spec, state.ReplaceFile); err != nil {
 		return 125, nil, nil, err
 	}
-	exe, err := oci.SealedExe(e.cfg.RunRoot)
-	if err != nil {
-		return 125, nil, nil, err
-	}
-	log, err := openJSONLog(filepath.Join(dir, "ctr.log"))
-	if err != nil {
-		return 125, nil, nil, err
-	}
-	cleanups = append(cleanups, func() { log.Close() })
-
-	io, err := newContainerIO(rec, streams, log, hub)
-	if err != nil {
-		return 125, nil, nil, err
-	}
-	cleanups = append(cleanups, io.closeAll)
-	proc, err = oci.Start(oci.StartOptions{
-		Exe: exe, SpecPath: specPath, Spec: spec, Cgroup: cg,
-		Stdin: io.childStdin, Stdout: io.childStdout, Stderr: io.childStderr,
-	})
+	started = true // Start kills the child itself when it fails
+	proc, err = pending.Start(spec, cg)
 	if err != nil {
 		var se *oci.StartError
 		code = 125
@@ -173,11 +188,12 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 // container that stopped, and removes the container itself for --rm.
 func (e *Engine) releaseResources(rec *state.Record) {
 	oci.RemoveCgroup(cgroupName(rec.ID))
+	if rec.HostConfig.AutoRemove {
+		e.removeContainer(rec.ID) // unmounts too
+		return
+	}
 	if images, err := e.Images(); err == nil {
 		images.UnmountRootfs(rec.ID)
-	}
-	if rec.HostConfig.AutoRemove {
-		e.removeContainer(rec.ID)
 	}
 }
 

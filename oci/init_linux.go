@@ -33,14 +33,14 @@ type initError struct {
 }
 
 // InitMain is the entry point of the re-exec'd init child. It runs inside
-// the new namespaces, sets up the root filesystem from the spec at
-// specPath, waits for the parent's go-ahead and execs the command. It
-// never returns.
-func InitMain(specPath string) {
+// the new namespaces, waits for its spec on the sync socket (sent once it
+// is in its cgroup), sets up the root filesystem and execs the command.
+// It never returns.
+func InitMain() {
 	runtime.LockOSThread() // unshare and exec must happen on this thread
 	sync := os.NewFile(syncFd, "sync")
 	unix.CloseOnExec(syncFd) // a successful exec closes it: the parent reads EOF
-	code, err := initContainer(specPath, sync)
+	code, err := initContainer(sync)
 	if err == nil {
 		err = errors.New("init returned without exec")
 	}
@@ -52,17 +52,22 @@ func InitMain(specPath string) {
 	os.Exit(code)
 }
 
-func initContainer(specPath string, sync *os.File) (int, error) {
-	spec, err := ReadSpec(specPath)
-	if err != nil {
-		return 125, err
+func initContainer(sync *os.File) (int, error) {
+	buf := make([]byte, 4<<20)
+	n, err := sync.Read(buf)
+	if err != nil || n == 0 {
+		return 125, fmt.Errorf("waiting for the runtime spec from berth: %v", err)
 	}
-	if hasNamespace(spec, specs.NetworkNamespace) {
+	var spec specs.Spec
+	if err := json.Unmarshal(buf[:n], &spec); err != nil {
+		return 125, fmt.Errorf("decoding runtime spec: %w", err)
+	}
+	if hasNamespace(&spec, specs.NetworkNamespace) {
 		if err := netns.LoopbackUp(); err != nil {
 			return 125, err
 		}
 	}
-	if err := setupRootfs(spec); err != nil {
+	if err := setupRootfs(&spec); err != nil {
 		return 125, err
 	}
 	if spec.Hostname != "" {
@@ -70,7 +75,7 @@ func initContainer(specPath string, sync *os.File) (int, error) {
 			return 125, fmt.Errorf("setting hostname: %w", err)
 		}
 	}
-	cred, err := resolveUser(spec)
+	cred, err := resolveUser(&spec)
 	if err != nil {
 		return 125, err
 	}
@@ -90,12 +95,9 @@ func initContainer(specPath string, sync *os.File) (int, error) {
 		return code, err
 	}
 
-	// Wait for the parent: it puts us in our cgroup before this returns.
-	var buf [1]byte
-	if n, err := sync.Read(buf[:]); n != 1 || err != nil {
-		return 125, fmt.Errorf("waiting for the go-ahead from berth: %v", err)
-	}
-	if hasNamespace(spec, specs.CgroupNamespace) {
+	// The spec came once we were in our cgroup: a cgroup namespace made
+	// now has the container's cgroup as its root.
+	if hasNamespace(&spec, specs.CgroupNamespace) {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return 125, fmt.Errorf("creating cgroup namespace: %w", err)
 		}
@@ -325,7 +327,7 @@ func resolveUser(spec *specs.Spec) (*credential, error) {
 	spec.Process.User.Username = spec.Annotations[AnnotationUser]
 	u, err := user.GetExecUserPath(spec.Process.User.Username, &user.ExecUser{Home: "/"}, "/etc/passwd", "/etc/group")
 	if err != nil {
-		return nil, fmt.Errorf("unable to find user %s: %w", spec.Process.User.Username, err)
+		return nil, fmt.Errorf("resolving user %q in the container: %w", spec.Process.User.Username, err)
 	}
 	return &credential{uid: u.Uid, gid: u.Gid, groups: u.Sgids, Home: u.Home}, nil
 }

@@ -22,16 +22,23 @@ type StartError struct {
 
 func (e *StartError) Error() string { return e.Msg }
 
-// StartOptions says how to start a container's init child.
-type StartOptions struct {
-	Exe      string // the berth binary to re-exec (see SealedExe)
-	SpecPath string
-	Spec     *specs.Spec
-	Cgroup   *Cgroup
+// ForkOptions says how to fork a container's init child.
+type ForkOptions struct {
+	Exe         string // the berth binary to re-exec (see SealedExe)
+	HostNetwork bool   // share the host's network namespace
+	Terminal    bool   // stdin is a pty slave that becomes the controlling terminal
 	// The container's standard streams. With a terminal all three are the
 	// pty's slave side.
 	Stdin          *os.File
 	Stdout, Stderr *os.File
+}
+
+// Pending is an init child that has been forked into its namespaces and
+// waits for its spec. Forking first lets the child's start-up overlap
+// with the caller's mounting of the rootfs and making of the cgroup.
+type Pending struct {
+	cmd  *exec.Cmd
+	sync *os.File
 }
 
 // Process is a started container process (its pid 1).
@@ -40,19 +47,17 @@ type Process struct {
 	cmd *exec.Cmd
 }
 
-// Start forks berth's init child into new namespaces, puts it in its
-// cgroup, lets it exec the command, and returns once the exec happened.
-func Start(o StartOptions) (*Process, error) {
+// Fork starts berth's init child in new namespaces. It waits, before
+// touching anything, for Start to send it the spec.
+func Fork(o ForkOptions) (*Pending, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("creating sync socket: %w", err)
 	}
 	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
 	child := os.NewFile(uintptr(fds[1]), "sync-child")
-	defer parent.Close()
-
 	var flags uintptr
-	for _, ns := range o.Spec.Linux.Namespaces {
+	for _, ns := range Namespaces(o.HostNetwork) {
 		switch ns.Type {
 		case specs.PIDNamespace:
 			flags |= unix.CLONE_NEWPID
@@ -65,10 +70,12 @@ func Start(o StartOptions) (*Process, error) {
 		case specs.NetworkNamespace:
 			flags |= unix.CLONE_NEWNET
 		}
+		// The cgroup namespace is unshared by the child itself, once it
+		// is in its cgroup.
 	}
 	cmd := &exec.Cmd{
 		Path: o.Exe,
-		Args: []string{"berth", InitArg, o.SpecPath},
+		Args: []string{"berth", InitArg},
 		// No periodic re-reading of the host's cgroup CPU limits: the Go
 		// runtime would keep those host files open in the container's pid 1.
 		Env:        []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"},
@@ -79,37 +86,55 @@ func Start(o StartOptions) (*Process, error) {
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: flags,
 			Setsid:     true,
-			Setctty:    o.Spec.Process.Terminal,
+			Setctty:    o.Terminal,
 			Ctty:       0,
 		},
 	}
 	err = cmd.Start()
 	child.Close()
 	if err != nil {
+		parent.Close()
 		return nil, &StartError{Code: 125, Msg: fmt.Sprintf("starting container init: %v", err)}
 	}
-	p := &Process{Pid: cmd.Process.Pid, cmd: cmd}
+	return &Pending{cmd: cmd, sync: parent}, nil
+}
+
+// Abort kills a forked child that will not be started.
+func (p *Pending) Abort() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+	p.sync.Close()
+}
+
+// Start puts the child in its cgroup, sends it the spec (its go-ahead),
+// and returns once the command was exec'd, or with the child's error.
+func (p *Pending) Start(spec *specs.Spec, cg *Cgroup) (*Process, error) {
+	defer p.sync.Close()
 	fail := func(err error) (*Process, error) {
-		cmd.Process.Kill()
-		cmd.Wait()
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
 		return nil, err
 	}
-	if o.Cgroup != nil {
-		if err := o.Cgroup.Add(p.Pid); err != nil {
+	if cg != nil {
+		if err := cg.Add(p.cmd.Process.Pid); err != nil {
 			return fail(&StartError{Code: 125, Msg: err.Error()})
 		}
 	}
-	if _, err := parent.Write([]byte{1}); err != nil {
-		// The child died during setup: its message is still readable.
-		if serr := readInitResult(parent); serr != nil {
+	msg, err := json.Marshal(spec)
+	if err != nil {
+		return fail(&StartError{Code: 125, Msg: fmt.Sprintf("encoding runtime spec: %v", err)})
+	}
+	if _, err := p.sync.Write(msg); err != nil {
+		// The child died early: its message may still be readable.
+		if serr := readInitResult(p.sync); serr != nil {
 			return fail(serr)
 		}
 		return fail(&StartError{Code: 125, Msg: fmt.Sprintf("container init exited early: %v", err)})
 	}
-	if serr := readInitResult(parent); serr != nil {
+	if serr := readInitResult(p.sync); serr != nil {
 		return fail(serr)
 	}
-	return p, nil
+	return &Process{Pid: p.cmd.Process.Pid, cmd: p.cmd}, nil
 }
 
 // readInitResult reads the sync socket until EOF (exec succeeded) or an

@@ -69,15 +69,9 @@ func Generate(in SpecInput) *specs.Spec {
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: in.CgroupsPath,
-			Namespaces: []specs.LinuxNamespace{
-				{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.UTSNamespace},
-				{Type: specs.IPCNamespace}, {Type: specs.CgroupNamespace},
-			},
-			Devices: defaultDevices(),
+			Namespaces:  Namespaces(in.HostNetwork),
+			Devices:     defaultDevices(),
 		},
-	}
-	if !in.HostNetwork {
-		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
 	for dst, src := range map[string]string{"/etc/hosts": in.HostsPath, "/etc/hostname": in.HostnamePath, "/etc/resolv.conf": in.ResolvConfPath} {
 		if src != "" {
@@ -91,6 +85,18 @@ func Generate(in SpecInput) *specs.Spec {
 		s.Annotations[AnnotationInit] = "true"
 	}
 	return s
+}
+
+// Namespaces lists the namespaces a container gets of its own.
+func Namespaces(hostNetwork bool) []specs.LinuxNamespace {
+	ns := []specs.LinuxNamespace{
+		{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}, {Type: specs.UTSNamespace},
+		{Type: specs.IPCNamespace}, {Type: specs.CgroupNamespace},
+	}
+	if !hostNetwork {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	return ns
 }
 
 func defaultDevices() []specs.LinuxDevice {
@@ -112,17 +118,4 @@ func WriteSpec(path string, s *specs.Spec, write func(string, []byte, os.FileMod
 		return fmt.Errorf("encoding runtime spec: %w", err)
 	}
 	return write(path, data, 0o600)
-}
-
-// ReadSpec loads a spec written by WriteSpec.
-func ReadSpec(path string) (*specs.Spec, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading runtime spec: %w", err)
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("decoding runtime spec %s: %w", path, err)
-	}
-	return &s, nil
 }

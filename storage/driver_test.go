@@ -25,7 +25,7 @@ func TestVFSDriver(t *testing.T) {
 		t.Fatalf("Driver() = %s", store.Driver())
 	}
 	image := importTestImage(t, store, "v")
-	if err := store.CreateRootfs("c", image.ID); err != nil {
+	if err := store.CreateRootfs("c", image.ID, RootfsOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rootfs, err := store.MountRootfs("c")

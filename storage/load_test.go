@@ -135,7 +135,7 @@ func TestLoadDockerArchive(t *testing.T) {
 	}
 
 	// The app image's rootfs has both layers.
-	if err := store.CreateRootfs("app", configID(t, appImage)); err != nil {
+	if err := store.CreateRootfs("app", configID(t, appImage), RootfsOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.RemoveRootfs("app") })

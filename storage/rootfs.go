@@ -7,15 +7,25 @@ import (
 	cstorage "go.podman.io/storage"
 )
 
+// RootfsOptions tune a container's root filesystem.
+type RootfsOptions struct {
+	// Volatile skips every fsync for this container's layer and its
+	// records (overlay's "volatile" mount option, c/storage's volatile
+	// layer file): right for `--rm` containers, which no crash or reboot
+	// should bring back anyway.
+	Volatile bool
+}
+
 // CreateRootfs creates the root filesystem of container containerID: a new
 // writable layer on top of the image imageID (a full image ID, or anything
 // LookupImage accepts).
-func (s *Store) CreateRootfs(containerID, imageID string) error {
+func (s *Store) CreateRootfs(containerID, imageID string, o RootfsOptions) error {
 	image, err := s.lookupStorageImage(imageID)
 	if err != nil {
 		return fmt.Errorf("creating rootfs for container %s: %w", containerID, err)
 	}
-	if _, err := s.store.CreateContainer(containerID, nil, image.ID, "", "", nil); err != nil {
+	opts := &cstorage.ContainerOptions{Volatile: o.Volatile}
+	if _, err := s.store.CreateContainer(containerID, nil, image.ID, "", "", opts); err != nil {
 		return fmt.Errorf("creating rootfs for container %s: %w", containerID, err)
 	}
 	return nil

@@ -285,7 +285,7 @@ func TestRootfs(t *testing.T) {
 	image := importTestImage(t, store, "busybox")
 
 	for _, id := range []string{"c1", "c2"} {
-		if err := store.CreateRootfs(id, image.ID); err != nil {
+		if err := store.CreateRootfs(id, image.ID, RootfsOptions{}); err != nil {
 			t.Fatalf("CreateRootfs(%s): %v", id, err)
 		}
 		t.Cleanup(func() { _ = store.RemoveRootfs(id) })
@@ -360,7 +360,7 @@ func TestRootfs(t *testing.T) {
 	if err := store.UnmountRootfs("never-existed"); err != nil {
 		t.Errorf("UnmountRootfs(unknown): %v", err)
 	}
-	if err := store.CreateRootfs("c3", "nosuchimage"); !errors.Is(err, ErrImageNotFound) {
+	if err := store.CreateRootfs("c3", "nosuchimage", RootfsOptions{}); !errors.Is(err, ErrImageNotFound) {
 		t.Errorf("CreateRootfs with unknown image: %v", err)
 	}
 	if err := store.RemoveImage("busybox"); err != nil {
