@@ -19,8 +19,11 @@ export CGO_ENABLED ?= 1
 
 all: build
 
+GIT_COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS  ?= -X github.com/berth-dev/berth/commands.GitCommit=$(GIT_COMMIT)
+
 build:
-	$(GO) build -tags $(TAGS) -o $(BIN) .
+	$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) .
 
 $(BUSYBOX_TAR): testdata/mkbusybox.sh
 	@mkdir -p $(dir $@)
