@@ -6,7 +6,6 @@
 #
 # Environment:
 #   BERTH=path/to/berth   binary to measure (default bin/berth; built if missing)
-#   HYPERFINE=0           don't use hyperfine even if installed
 #   WARMUP=3              untimed runs before each series
 #
 # What is measured (each from a shell, wall clock, one run at a time):
@@ -71,64 +70,18 @@ grep -q '"true"' "$BUNDLE/config.json"
 grep -q '"type": "network"' "$BUNDLE/config.json"
 
 # ---------------------------------------------------------------------------
-have_hyperfine=0
-if [ "${HYPERFINE:-1}" != 0 ] && command -v hyperfine >/dev/null 2>&1; then
-	have_hyperfine=1
-fi
-
-# measure NAME CMD... : runs CMD N times (after WARMUP), prints and records
-# the median in ms in $TMP/NAME.median.
-measure() {
-	local name=$1
-	shift
-	local cmd="$*"
-	local out=$TMP/$name
-	if [ "$have_hyperfine" = 1 ]; then
-		hyperfine -N --style basic --warmup "$WARMUP" --runs "$N" \
-			--export-json "$out.json" "$cmd" >"$out.hf.log" 2>&1 || {
-			cat "$out.hf.log" >&2
-			return 1
-		}
-		# median is in seconds
-		local med
-		if command -v jq >/dev/null 2>&1; then
-			med=$(jq -r '.results[0].median' "$out.json")
-		else
-			med=$(grep -o '"median": *[0-9.eE+-]*' "$out.json" | head -1 | sed 's/.*: *//')
-		fi
-		awk -v s="$med" 'BEGIN { printf "%.2f\n", s * 1000 }' >"$out.median"
-	else
-		local i t0 t1
-		for ((i = 0; i < WARMUP; i++)); do bash -c "$cmd" >/dev/null 2>&1 || return 1; done
-		: >"$out.times"
-		for ((i = 0; i < N; i++)); do
-			t0=$(date +%s%N)
-			bash -c "$cmd" >/dev/null 2>&1 || {
-				echo "$name: run $i failed: $cmd" >&2
-				return 1
-			}
-			t1=$(date +%s%N)
-			echo $(((t1 - t0) / 1000)) >>"$out.times" # microseconds
-		done
-		sort -n "$out.times" | awk '{ a[NR] = $1 } END {
-			m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
-			printf "%.2f\n", m / 1000 }' >"$out.median"
-	fi
-	printf '  %-8s median %8s ms  (%s runs)\n' "$name" "$(cat "$out.median")" "$N"
-}
-
-echo "== timing (N=$N, warmup=$WARMUP, $([ $have_hyperfine = 1 ] && echo hyperfine || echo 'shell loop with date +%s%N'))"
-echo "   note: crun 1.8 (Debian 12) refuses this machine's cgroup v1 hybrid"
-echo "   setup, so runc is the practical baseline here."
-
-measure berth "$BERTH run --rm --network none busybox true"
-# `runc run` (without --detach) deletes the container when it exits, so the
-# same ID can be used for every run.
-measure runc "runc --root $RUNC_ROOT run --bundle $BUNDLE berth-bench-runc"
+# Which engines run here, and their commands.
+names=(berth runc)
+cmds=("$BERTH run --rm --network none busybox true"
+	# `runc run` (without --detach) deletes the container when it exits, so the
+	# same ID can be used for every run.
+	"runc --root $RUNC_ROOT run --bundle $BUNDLE berth-bench-runc")
 
 if command -v crun >/dev/null 2>&1; then
+	crun_err=""
 	if crun_err=$(crun --root "$CRUN_ROOT" run --bundle "$BUNDLE" crun-probe 2>&1 >/dev/null); then
-		measure crun "crun --root $CRUN_ROOT run --bundle $BUNDLE berth-bench-crun"
+		names+=(crun)
+		cmds+=("crun --root $CRUN_ROOT run --bundle $BUNDLE berth-bench-crun")
 	else
 		echo "  crun     skipped: crun cannot run containers here: ${crun_err:-unknown error}"
 	fi
@@ -143,15 +96,43 @@ if command -v podman >/dev/null 2>&1; then
 		# podman raises nofile/nproc past what this host allows. --pull=never
 		# keeps podman off the network whatever its short-name settings say.
 		podman_runtime=""
-		[ -n "${crun_err:-}" ] || ! command -v crun >/dev/null 2>&1 && podman_runtime="--runtime runc"
-		measure podman "podman $podman_runtime run --rm --pull=never --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none localhost/berth-bench-busybox true" ||
-			echo "  podman   failed"
+		if [ -n "${crun_err:-}" ] || ! command -v crun >/dev/null 2>&1; then
+			podman_runtime="--runtime runc"
+		fi
+		names+=(podman)
+		cmds+=("podman $podman_runtime run --rm --pull=never --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none localhost/berth-bench-busybox true")
 	else
 		echo "  podman   skipped: podman import failed"
 	fi
 else
 	echo "  podman   skipped: not installed"
 fi
+
+# The engines take turns, one run each per round, so that a slow minute of
+# a shared machine weighs on all of them alike (timing them one after the
+# other lets drift pass for a difference). Times come from bash's
+# EPOCHREALTIME: no process is started to read the clock.
+echo "== timing (N=$N rounds, warmup=$WARMUP, interleaved)"
+echo "   note: crun 1.8 (Debian 12) refuses this machine's cgroup v1 hybrid"
+echo "   setup, so runc is the practical baseline here."
+for k in "${!names[@]}"; do : >"$TMP/${names[$k]}.times"; done
+for ((i = -WARMUP; i < N; i++)); do
+	for k in "${!names[@]}"; do
+		t0=${EPOCHREALTIME/./}
+		if ! bash -c "${cmds[$k]}" >/dev/null 2>&1 </dev/null; then
+			echo "${names[$k]}: run failed: ${cmds[$k]}" >&2
+			exit 1
+		fi
+		t1=${EPOCHREALTIME/./}
+		((i < 0)) || echo $((t1 - t0)) >>"$TMP/${names[$k]}.times"
+	done
+done
+for name in "${names[@]}"; do
+	sort -n "$TMP/$name.times" | awk '{ a[NR] = $1 } END {
+		m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		printf "%.2f\n", m / 1000 }' >"$TMP/$name.median"
+	printf '  %-8s median %8s ms  (%s runs)\n' "$name" "$(cat "$TMP/$name.median")" "$N"
+done
 
 echo "== ratios (median / median; lower than 1 means berth is faster)"
 b=$(cat "$TMP/berth.median")

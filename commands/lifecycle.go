@@ -89,30 +89,24 @@ func stopOptions(c *cli.Context) (engine.StopOptions, error) {
 }
 
 func stopCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "stop",
-		Usage:     "stop one or more running containers",
-		ArgsUsage: "CONTAINER [CONTAINER...]",
-		Flags:     stopFlags(),
-		Action: func(c *cli.Context) error {
-			if err := needArgs(c, 1, "[OPTIONS] CONTAINER [CONTAINER...]"); err != nil {
-				return err
-			}
-			o, err := stopOptions(c)
-			if err != nil {
-				return err
-			}
-			return withEngine(c, func(e *engine.Engine) error {
-				return eachArg(c, func(ref string) error { return e.Stop(c.Context, ref, o) })
-			})
-		},
-	}
+	return stopLikeCommand("stop", "stop one or more running containers",
+		func(e *engine.Engine, c *cli.Context, ref string, o engine.StopOptions) error {
+			return e.Stop(c.Context, ref, o)
+		})
 }
 
 func restartCommand() *cli.Command {
+	return stopLikeCommand("restart", "restart one or more containers",
+		func(e *engine.Engine, c *cli.Context, ref string, o engine.StopOptions) error {
+			return e.Restart(c.Context, ref, o)
+		})
+}
+
+// stopLikeCommand is stop and restart: -t and -s, then one call per container.
+func stopLikeCommand(name, usage string, call func(*engine.Engine, *cli.Context, string, engine.StopOptions) error) *cli.Command {
 	return &cli.Command{
-		Name:      "restart",
-		Usage:     "restart one or more containers",
+		Name:      name,
+		Usage:     usage,
 		ArgsUsage: "CONTAINER [CONTAINER...]",
 		Flags:     stopFlags(),
 		Action: func(c *cli.Context) error {
@@ -124,7 +118,7 @@ func restartCommand() *cli.Command {
 				return err
 			}
 			return withEngine(c, func(e *engine.Engine) error {
-				return eachArg(c, func(ref string) error { return e.Restart(c.Context, ref, o) })
+				return eachArg(c, func(ref string) error { return call(e, c, ref, o) })
 			})
 		},
 	}

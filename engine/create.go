@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -208,7 +207,6 @@ func (e *Engine) freeName() string {
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf, which are bind-mounted into it at start.
 func (e *Engine) writeEtcFiles(rec *state.Record) error {
-	dir := e.containers.Dir(rec.ID)
 	host := rec.HostConfig.NetworkMode == "host"
 	var hosts string
 	if host {
@@ -235,7 +233,7 @@ func (e *Engine) writeEtcFiles(rec *state.Record) error {
 		"resolv.conf": string(resolv),
 	}
 	for name, content := range files {
-		if err := state.WriteFileAtomic(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := e.containers.WriteFile(rec.ID, name, []byte(content), 0o644); err != nil {
 			return err
 		}
 	}

@@ -56,13 +56,13 @@ func writeFile(path string, data []byte, perm os.FileMode, durable bool) error {
 	return nil
 }
 
-// WriteJSONAtomic marshals v and writes it with WriteFileAtomic.
-func WriteJSONAtomic(path string, v any) error {
+// writeJSON marshals v and writes it atomically, with an fsync if durable.
+func writeJSON(path string, v any, durable bool) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	return WriteFileAtomic(path, append(data, '\n'), 0o600)
+	return writeFile(path, append(data, '\n'), 0o600, durable)
 }
 
 func readJSON(path string, v any) error {

@@ -32,6 +32,10 @@ type Record struct {
 	Driver     string                `json:"driver"`
 }
 
+// Volatile tells whether the container is removed when it exits (--rm):
+// such a container's files are written without fsync.
+func (r *Record) Volatile() bool { return r.HostConfig != nil && r.HostConfig.AutoRemove }
+
 // State is what happened to the container since.
 type State struct {
 	Status       string    `json:"status"`

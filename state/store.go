@@ -5,11 +5,14 @@
 //	ROOT/containers/ID/record.json   what was asked for (config, host config)
 //	ROOT/containers/ID/state.json    status, pid, exit code, times
 //	ROOT/containers/ID/lock          flock held by whoever changes this container
+//	ROOT/containers/ID/volatile      present for --rm containers: their files are not fsynced
 //	ROOT/containers/.names/NAME      one file per name, holding the ID
 //	ROOT/containers/.lock            short global lock for IDs and names
 //	RUNROOT/containers/ID/monitor.lock  held by the container's monitor while it lives
 //
-// Every file is replaced atomically, so readers (ps, inspect) take no lock.
+// Every file is replaced atomically (temp file, fsync, rename), so readers
+// (ps, inspect) take no lock. A volatile container (--rm) skips the fsync:
+// no crash should bring it back, as c/storage treats its layer too.
 package state
 
 import (
@@ -83,13 +86,20 @@ func (s *Store) Create(rec *Record) error {
 	if rec.Name == "" || rec.ID == "" {
 		return fmt.Errorf("container record needs an ID and a name")
 	}
-	if err := s.reserveName(rec.Name, rec.ID); err != nil {
+	if err := s.reserveName(rec.Name, rec.ID, !rec.Volatile()); err != nil {
 		return err
 	}
 	dir := s.Dir(rec.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		s.releaseName(rec.Name, rec.ID)
 		return fmt.Errorf("creating container directory: %w", err)
+	}
+	if rec.Volatile() {
+		if err := os.WriteFile(filepath.Join(dir, "volatile"), nil, 0o600); err != nil {
+			s.releaseName(rec.Name, rec.ID)
+			os.RemoveAll(dir)
+			return fmt.Errorf("creating container directory: %w", err)
+		}
 	}
 	if err := s.SaveState(rec.ID, &State{Status: StatusCreated}); err != nil {
 		s.releaseName(rec.Name, rec.ID)
@@ -108,12 +118,24 @@ func (s *Store) Create(rec *Record) error {
 
 // SaveRecord replaces a container's record.
 func (s *Store) SaveRecord(rec *Record) error {
-	return WriteJSONAtomic(filepath.Join(s.Dir(rec.ID), "record.json"), rec)
+	return writeJSON(filepath.Join(s.Dir(rec.ID), "record.json"), rec, !rec.Volatile())
 }
 
 // SaveState replaces a container's state.
 func (s *Store) SaveState(id string, st *State) error {
-	return WriteJSONAtomic(filepath.Join(s.Dir(id), "state.json"), st)
+	return writeJSON(filepath.Join(s.Dir(id), "state.json"), st, s.Durable(id))
+}
+
+// WriteFile writes one of a container's own files (hosts, …) atomically,
+// durably unless the container is volatile.
+func (s *Store) WriteFile(id, name string, data []byte, perm os.FileMode) error {
+	return writeFile(filepath.Join(s.Dir(id), name), data, perm, s.Durable(id))
+}
+
+// Durable tells whether a container's files are fsynced (not for --rm).
+func (s *Store) Durable(id string) bool {
+	_, err := os.Stat(filepath.Join(s.Dir(id), "volatile"))
+	return err != nil
 }
 
 // Record reads a container's record.
@@ -166,7 +188,7 @@ func (s *Store) Rename(id, newName string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.reserveName(newName, id); err != nil {
+	if err := s.reserveName(newName, id, s.Durable(id)); err != nil {
 		return err
 	}
 	old := rec.Name
@@ -254,7 +276,7 @@ func (s *Store) NameTaken(name string) bool {
 	return err == nil
 }
 
-func (s *Store) reserveName(name, id string) error {
+func (s *Store) reserveName(name, id string, durable bool) error {
 	if !validName(name) {
 		return fmt.Errorf("invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
@@ -264,7 +286,7 @@ func (s *Store) reserveName(name, id string) error {
 		return fmt.Errorf("%w: the container name %q is already in use by container %s", ErrNameInUse, "/"+name, string(old))
 	}
 	// A stale name file (its container is gone) is replaced.
-	return WriteFileAtomic(path, []byte(id), 0o600)
+	return writeFile(path, []byte(id), 0o600, durable)
 }
 
 func (s *Store) releaseName(name, id string) {

@@ -189,3 +189,29 @@ func TestTryLock(t *testing.T) {
 	}
 	l2.Unlock()
 }
+
+func TestVolatileContainer(t *testing.T) {
+	s := newTestStore(t)
+	rec := testRecord(hexID(1), "tmp")
+	rec.HostConfig.AutoRemove = true
+	if err := s.Create(rec); err != nil {
+		t.Fatal(err)
+	}
+	if s.Durable(rec.ID) {
+		t.Error("a --rm container is durable")
+	}
+	durable := testRecord(hexID(2), "kept")
+	if err := s.Create(durable); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Durable(durable.ID) {
+		t.Error("a plain container is not durable")
+	}
+	// Volatile or not, the files are whole and readable.
+	if err := s.SaveState(rec.ID, &State{Status: StatusRunning}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.State(rec.ID); err != nil || st.Status != StatusRunning {
+		t.Errorf("State = %+v, %v", st, err)
+	}
+}
