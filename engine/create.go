@@ -54,32 +54,51 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		return nil, err
 	}
 
-	glock, err := e.containers.LockGlobal()
-	if err != nil {
+	// The container's layer is made while its record is written: the two
+	// do not depend on each other, and both wait on the disk.
+	rootfsDone := make(chan error, 1)
+	go func() {
+		rootfsDone <- images.CreateRootfs(rec.ID, img.ID, storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove})
+	}()
+	rec.Driver = images.Driver()
+	if err := e.createRecord(rec); err != nil {
+		if <-rootfsDone == nil {
+			images.RemoveRootfs(rec.ID)
+		}
 		return nil, err
 	}
-	defer glock.Unlock()
+	if err := <-rootfsDone; err != nil {
+		e.containers.Remove(rec.ID)
+		return nil, fmt.Errorf("creating container rootfs: %w", err)
+	}
+	return rec, nil
+}
+
+// createRecord reserves the container's name (under the short global lock)
+// and writes its record and its hosts, hostname and resolv.conf.
+func (e *Engine) createRecord(rec *state.Record) error {
+	glock, err := e.containers.LockGlobal()
+	if err != nil {
+		return err
+	}
 	if rec.Name == "" {
 		rec.Name = e.freeName()
 	}
 	if e.containers.NameTaken(rec.Name) {
+		glock.Unlock()
 		id, _ := e.containers.Resolve(rec.Name)
-		return nil, fmt.Errorf("%w: the container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name", ErrNameInUse, rec.Name, id)
+		return fmt.Errorf("%w: the container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name", ErrNameInUse, rec.Name, id)
 	}
-	if err := images.CreateRootfs(rec.ID, img.ID, storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove}); err != nil {
-		return nil, fmt.Errorf("creating container rootfs: %w", err)
-	}
-	rec.Driver = images.Driver()
-	if err := e.containers.Create(rec); err != nil {
-		images.RemoveRootfs(rec.ID)
-		return nil, err
+	err = e.containers.Create(rec)
+	glock.Unlock()
+	if err != nil {
+		return err
 	}
 	if err := e.writeEtcFiles(rec); err != nil {
-		images.RemoveRootfs(rec.ID)
 		e.containers.Remove(rec.ID)
-		return nil, err
+		return err
 	}
-	return rec, nil
+	return nil
 }
 
 func validateHostConfig(hc *container.HostConfig) error {

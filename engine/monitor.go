@@ -187,7 +187,12 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 // releaseResources unmounts the rootfs and removes the cgroup of a
 // container that stopped, and removes the container itself for --rm.
 func (e *Engine) releaseResources(rec *state.Record) {
-	oci.RemoveCgroup(cgroupName(rec.ID))
+	cgroupGone := make(chan struct{})
+	go func() {
+		oci.RemoveCgroup(cgroupName(rec.ID))
+		close(cgroupGone)
+	}()
+	defer func() { <-cgroupGone }()
 	if rec.HostConfig.AutoRemove {
 		e.removeContainer(rec.ID) // unmounts too
 		return
