@@ -55,6 +55,15 @@ trap cleanup EXIT
 echo "== preparing busybox image and OCI bundle in $TMP"
 sh testdata/mkbusybox.sh "$TMP/busybox.tar" 2>/dev/null
 export BERTH_ROOT=$TMP/root BERTH_RUNROOT=$TMP/run
+# Runtime state lives on a tmpfs, as /run is on a standard Debian system
+# (this machine has no systemd, so its /run is a plain directory). runc's
+# and crun's state directories go there too.
+mkdir -p "$BERTH_RUNROOT"
+if [ "$(stat -f -c %T "$BERTH_RUNROOT")" != tmpfs ]; then
+	mount -t tmpfs -o size=64m,mode=0700 berth-bench-run "$BERTH_RUNROOT"
+fi
+RUNC_ROOT=$BERTH_RUNROOT/runc-state
+CRUN_ROOT=$BERTH_RUNROOT/crun-state
 "$BERTH" import "$TMP/busybox.tar" busybox --change 'CMD ["sh"]' >/dev/null
 
 BUNDLE=$TMP/bundle

@@ -23,6 +23,8 @@ type CreateOptions struct {
 	Config     *container.Config
 	HostConfig *container.HostConfig
 	Pull       string // "never" for now; "missing" and "always" come with registries
+
+	id string // set by Run when it forked the init child before creating
 }
 
 // Create makes a container: its record, its own writable layer over the
@@ -113,9 +115,12 @@ func validateHostConfig(hc *container.HostConfig) error {
 // newRecord merges the image's config with what was asked for, the way
 // Docker does it.
 func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
-	id, err := newID()
-	if err != nil {
-		return nil, err
+	id := o.id
+	if id == "" {
+		var err error
+		if id, err = newID(); err != nil {
+			return nil, err
+		}
 	}
 	cfg := *o.Config
 	ic := img.Config.Config

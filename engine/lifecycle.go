@@ -35,11 +35,27 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	if _, err := ParseDetachKeys(o.DetachKeys); err != nil {
 		return nil, err // refused before anything is created
 	}
+	// In the foreground the init child is forked first: it starts up and
+	// joins its cgroup while the container is being created.
+	var l *launch
+	if c := o.Create; c.Config != nil && c.HostConfig != nil && isForeground(o.Detach, c.Config, o.Streams) && !withInit(c.HostConfig) {
+		id, err := newID()
+		if err != nil {
+			return nil, err
+		}
+		if l, err = e.forkInit(id, c.Config, c.HostConfig, o.Streams, nil); err != nil {
+			return nil, err
+		}
+		o.Create.id = id
+	}
 	rec, err := e.Create(ctx, o.Create)
 	if err != nil {
+		if l != nil {
+			l.abort()
+		}
 		return nil, err
 	}
-	code, err := e.start(rec, o.Detach, o.Streams, o.DetachKeys)
+	code, err := e.start(rec, o.Detach, o.Streams, o.DetachKeys, l)
 	return &RunResult{ID: rec.ID, ExitCode: code}, err
 }
 
@@ -71,14 +87,15 @@ func (e *Engine) Start(ctx context.Context, ref string, o StartOptions) (int, er
 	if err != nil {
 		return 125, err
 	}
-	return e.start(rec, !o.Attach, o.Streams, o.DetachKeys)
+	return e.start(rec, !o.Attach, o.Streams, o.DetachKeys, nil)
 }
 
-func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachKeys string) (int, error) {
+func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachKeys string, l *launch) (int, error) {
 	// An interactive terminal session can be detached from (ctrl-p
 	// ctrl-q), so it gets a monitor of its own and attaches to it. Other
-	// foreground runs are monitored by the caller's process.
-	interactive := !detach && rec.Config.Tty && rec.Config.OpenStdin && streams != nil && streams.Stdin != nil
+	// foreground runs are monitored by the caller's process, which may
+	// have forked the init child already (l).
+	interactive := !detach && !isForeground(detach, rec.Config, streams)
 	if detach || interactive {
 		var keys []byte
 		if interactive {
@@ -107,7 +124,7 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachK
 		return 125, err
 	}
 	defer lock.Unlock()
-	code, err := e.monitorContainer(rec, streams, nil, func(err error) {
+	code, err := e.monitorContainer(rec, streams, nil, l, func(err error) {
 		if err != nil && rec.HostConfig.AutoRemove {
 			e.removeContainer(rec.ID)
 		}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -44,8 +43,8 @@ type Streams struct {
 // (detached) or the CLI itself (foreground). started is called once the
 // command runs, or with the reason it could not start. The caller holds
 // the container's monitor lock.
-func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, started func(error)) (int, error) {
-	code, proc, wait, err := e.startContainer(rec, streams, hub)
+func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, error) {
+	code, proc, wait, err := e.startContainer(rec, streams, hub, l)
 	started(err)
 	if err != nil {
 		return code, err
@@ -55,10 +54,10 @@ func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *atta
 	return exitCode, nil
 }
 
-// startContainer mounts the rootfs, makes the cgroup, writes the spec and
-// starts the init child. It returns a function that waits for the exit,
-// drains the output and returns the exit code.
-func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attachHub) (code int, proc *oci.Process, wait func() int, err error) {
+// startContainer mounts the rootfs, writes the spec and starts the init
+// child, forked here or already by the caller (l). It returns a function
+// that waits for the exit, drains the output and returns the exit code.
+func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch) (code int, proc *oci.Process, wait func() int, err error) {
 	images, err := e.Images()
 	if err != nil {
 		return 125, nil, nil, err
@@ -72,47 +71,44 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 			}
 		}
 	}()
-	// The rootfs is mounted before the fork: the child's mount namespace is
-	// a copy of ours at that moment. The child's start-up then overlaps
-	// with the cgroup and the spec below.
-	rootfs, err := images.MountRootfs(rec.ID)
-	if err != nil {
-		return 125, nil, nil, fmt.Errorf("mounting container rootfs: %w", err)
+	rootfs := ""
+	mount := func() error {
+		if rootfs, err = images.MountRootfs(rec.ID); err != nil {
+			return fmt.Errorf("mounting container rootfs: %w", err)
+		}
+		cleanups = append(cleanups, func() { images.UnmountRootfs(rec.ID) })
+		return nil
 	}
-	cleanups = append(cleanups, func() { images.UnmountRootfs(rec.ID) })
+	if l == nil {
+		// With --init the child's mount namespace is a copy of ours at
+		// the fork: the rootfs must be mounted first.
+		if withInit(rec.HostConfig) {
+			if err := mount(); err != nil {
+				return 125, nil, nil, err
+			}
+		}
+		if l, err = e.forkInit(rec.ID, rec.Config, rec.HostConfig, streams, hub); err != nil {
+			return 125, nil, nil, err
+		}
+	}
+	started := false
+	cleanups = append(cleanups, func() {
+		if !started {
+			l.abort()
+		}
+	})
+	if rootfs == "" {
+		if err := mount(); err != nil {
+			return 125, nil, nil, err
+		}
+	}
 	log, err := openJSONLog(filepath.Join(dir, "ctr.log"))
 	if err != nil {
 		return 125, nil, nil, err
 	}
 	cleanups = append(cleanups, func() { log.Close() })
-	io, err := newContainerIO(rec, streams, log, hub)
-	if err != nil {
-		return 125, nil, nil, err
-	}
-	cleanups = append(cleanups, io.closeAll)
-	exe, err := oci.SealedExe(e.cfg.RunRoot)
-	if err != nil {
-		return 125, nil, nil, err
-	}
-	hostNetwork := rec.HostConfig.NetworkMode == "host"
-	pending, err := oci.Fork(oci.ForkOptions{
-		Exe: exe, HostNetwork: hostNetwork, Terminal: rec.Config.Tty,
-		Stdin: io.childStdin, Stdout: io.childStdout, Stderr: io.childStderr,
-	})
-	if err != nil {
-		return 125, nil, nil, err
-	}
-	started := false
-	cleanups = append(cleanups, func() {
-		if !started {
-			pending.Abort()
-		}
-	})
-	cg, err := oci.CreateCgroup(cgroupName(rec.ID))
-	if err != nil {
-		return 125, nil, nil, err
-	}
-	cleanups = append(cleanups, func() { cg.Remove() })
+	io := l.cio
+	io.startCopying(log)
 	spec := oci.Generate(oci.SpecInput{
 		Rootfs:         rootfs,
 		Args:           append([]string{rec.Path}, rec.Args...),
@@ -124,9 +120,9 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		HostsPath:      filepath.Join(dir, "hosts"),
 		HostnamePath:   filepath.Join(dir, "hostname"),
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
-		HostNetwork:    hostNetwork,
-		Init:           rec.HostConfig.Init != nil && *rec.HostConfig.Init,
-		CgroupsPath:    cg.Name,
+		HostNetwork:    rec.HostConfig.NetworkMode == "host",
+		Init:           withInit(rec.HostConfig),
+		CgroupsPath:    l.cg.Name,
 		ShmSize:        rec.HostConfig.ShmSize,
 	})
 	// Kept for inspection (and for an OCI runtime); the child gets the
@@ -134,8 +130,14 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	if err := oci.WriteSpec(filepath.Join(dir, "config.json"), spec, state.ReplaceFile); err != nil {
 		return 125, nil, nil, err
 	}
+	if err := <-l.joined; err != nil {
+		l.joined <- err
+		return 125, nil, nil, err
+	}
+	l.joined <- nil
 	started = true // Start kills the child itself when it fails
-	proc, err = pending.Start(spec, cg)
+	cleanups = append(cleanups, func() { l.cg.Remove(); l.cio.closeAll() })
+	proc, err = l.pending.Start(spec, nil)
 	if err != nil {
 		var se *oci.StartError
 		code = 125
@@ -230,134 +232,6 @@ func (e *Engine) updateState(id string, change func(*state.State)) error {
 	return e.containers.SaveState(id, st)
 }
 
-// containerIO holds both ends of a container's standard streams.
-type containerIO struct {
-	childStdin, childStdout, childStderr *os.File
-	childSide                            []*os.File // closed in the monitor once the child has them
-	pty                                  *os.File   // -t: the master side
-	stdinW                               *os.File   // -i without -t: we write the input here
-	copiers                              sync.WaitGroup
-	log                                  *jsonLog
-	streams                              *Streams
-	outputs                              []*os.File
-}
-
-func newContainerIO(rec *state.Record, streams *Streams, log *jsonLog, hub *attachHub) (*containerIO, error) {
-	cio := &containerIO{log: log, streams: streams}
-	var stdout, stderr io.Writer
-	var stdin io.Reader
-	switch {
-	case streams != nil:
-		stdout, stderr = streams.Stdout, streams.Stderr
-		if rec.Config.OpenStdin {
-			stdin = streams.Stdin
-		}
-	case hub != nil:
-		stdout, stderr = hub.writer(frameStdout), hub.writer(frameStderr)
-	}
-	if rec.Config.Tty {
-		master, slave, err := pty.Open()
-		if err != nil {
-			return nil, fmt.Errorf("opening a terminal: %w", err)
-		}
-		cio.pty = master
-		if streams != nil && streams.TerminalSize != nil {
-			if rows, cols, ok := streams.TerminalSize(); ok {
-				pty.Setsize(master, &pty.Winsize{Rows: rows, Cols: cols})
-			}
-		}
-		if hub != nil {
-			hub.pty = master
-			if rec.Config.OpenStdin {
-				hub.stdin = master // a terminal's input is never closed by a client
-			}
-		}
-		cio.childStdin, cio.childStdout, cio.childStderr = slave, slave, slave
-		cio.childSide = []*os.File{slave}
-		cio.copiers.Add(1)
-		go func() {
-			defer cio.copiers.Done()
-			copyOutput(master, "stdout", log, stdout)
-		}()
-		if stdin != nil {
-			go io.Copy(master, stdin)
-		}
-		return cio, nil
-	}
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		return nil, err
-	}
-	cio.childStdin = null
-	cio.childSide = append(cio.childSide, null)
-	if stdin != nil || (hub != nil && rec.Config.OpenStdin) {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return nil, err
-		}
-		cio.childStdin, cio.stdinW = r, w
-		cio.childSide = append(cio.childSide, r)
-		if stdin != nil {
-			go func() {
-				io.Copy(w, stdin)
-				w.Close()
-			}()
-		} else {
-			hub.stdin, hub.closeIn = w, rec.Config.StdinOnce
-		}
-	}
-	for _, s := range []struct {
-		name string
-		dst  *(*os.File)
-		out  io.Writer
-	}{{"stdout", &cio.childStdout, stdout}, {"stderr", &cio.childStderr, stderr}} {
-		r, w, err := os.Pipe()
-		if err != nil {
-			cio.closeAll()
-			return nil, err
-		}
-		*s.dst = w
-		cio.childSide = append(cio.childSide, w)
-		cio.outputs = append(cio.outputs, r)
-		cio.copiers.Add(1)
-		go func(name string, out io.Writer) {
-			defer cio.copiers.Done()
-			copyOutput(r, name, log, out)
-		}(s.name, s.out)
-	}
-	return cio, nil
-}
-
-// closeChildSide closes the monitor's copies of the child's ends, so the
-// copiers see EOF when the container exits.
-func (c *containerIO) closeChildSide() {
-	for _, f := range c.childSide {
-		f.Close()
-	}
-	c.childSide = nil
-}
-
-// drain waits for all output to be copied.
-func (c *containerIO) drain() {
-	c.copiers.Wait()
-	if c.pty != nil {
-		c.pty.Close()
-	}
-}
-
-func (c *containerIO) closeAll() {
-	c.closeChildSide()
-	for _, f := range c.outputs {
-		f.Close()
-	}
-	if c.pty != nil {
-		c.pty.Close()
-	}
-	if c.stdinW != nil {
-		c.stdinW.Close()
-	}
-}
-
 // forwardSignals passes the caller's signals to the container and its
 // terminal size changes to the pty, until the returned stop is called.
 func forwardSignals(p *oci.Process, streams *Streams, cio *containerIO) (stop func()) {
@@ -441,7 +315,7 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	go hub.serve()
-	code, err := e.monitorContainer(rec, nil, hub, send)
+	code, err := e.monitorContainer(rec, nil, hub, nil, send)
 	if err != nil {
 		send(err)
 	}

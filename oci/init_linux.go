@@ -22,6 +22,10 @@ import (
 // container's init child.
 const InitArg = "__init"
 
+// lateMountsArg follows InitArg when the child must make its own mount
+// namespace (see ForkOptions.LateMounts).
+const lateMountsArg = "late-mounts"
+
 // syncFd is the init child's end of the sync socket (ExtraFiles[0]).
 const syncFd = 3
 
@@ -40,7 +44,8 @@ func InitMain() {
 	runtime.LockOSThread() // unshare and exec must happen on this thread
 	sync := os.NewFile(syncFd, "sync")
 	unix.CloseOnExec(syncFd) // a successful exec closes it: the parent reads EOF
-	code, err := initContainer(sync)
+	lateMounts := len(os.Args) > 2 && os.Args[2] == lateMountsArg
+	code, err := initContainer(sync, lateMounts)
 	if err == nil {
 		err = errors.New("init returned without exec")
 	}
@@ -52,7 +57,7 @@ func InitMain() {
 	os.Exit(code)
 }
 
-func initContainer(sync *os.File) (int, error) {
+func initContainer(sync *os.File, lateMounts bool) (int, error) {
 	buf := make([]byte, 4<<20)
 	n, err := sync.Read(buf)
 	if err != nil || n == 0 {
@@ -61,6 +66,13 @@ func initContainer(sync *os.File) (int, error) {
 	var spec specs.Spec
 	if err := json.Unmarshal(buf[:n], &spec); err != nil {
 		return 125, fmt.Errorf("decoding runtime spec: %w", err)
+	}
+	if lateMounts && hasNamespace(&spec, specs.MountNamespace) {
+		// This thread alone leaves the host's mounts; it is the one that
+		// sets up the rootfs and execs, and exec ends the other threads.
+		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+			return 125, fmt.Errorf("creating mount namespace: %w", err)
+		}
 	}
 	if hasNamespace(&spec, specs.NetworkNamespace) {
 		if err := netns.LoopbackUp(); err != nil {

@@ -27,6 +27,11 @@ type ForkOptions struct {
 	Exe         string // the berth binary to re-exec (see SealedExe)
 	HostNetwork bool   // share the host's network namespace
 	Terminal    bool   // stdin is a pty slave that becomes the controlling terminal
+	// LateMounts has the child make its mount namespace only when its spec
+	// arrives, from the calling thread, so the rootfs may be mounted after
+	// Fork returns. Not for --init: its pid 1 stays a Go process whose other
+	// threads would keep the host's mounts.
+	LateMounts bool
 	// The container's standard streams. With a terminal all three are the
 	// pty's slave side.
 	Stdin          *os.File
@@ -62,7 +67,9 @@ func Fork(o ForkOptions) (*Pending, error) {
 		case specs.PIDNamespace:
 			flags |= unix.CLONE_NEWPID
 		case specs.MountNamespace:
-			flags |= unix.CLONE_NEWNS
+			if !o.LateMounts {
+				flags |= unix.CLONE_NEWNS
+			}
 		case specs.UTSNamespace:
 			flags |= unix.CLONE_NEWUTS
 		case specs.IPCNamespace:
@@ -73,9 +80,13 @@ func Fork(o ForkOptions) (*Pending, error) {
 		// The cgroup namespace is unshared by the child itself, once it
 		// is in its cgroup.
 	}
+	args := []string{"berth", InitArg}
+	if o.LateMounts {
+		args = append(args, lateMountsArg)
+	}
 	cmd := &exec.Cmd{
 		Path: o.Exe,
-		Args: []string{"berth", InitArg},
+		Args: args,
 		// No periodic re-reading of the host's cgroup CPU limits: the Go
 		// runtime would keep those host files open in the container's pid 1.
 		Env:        []string{"GODEBUG=containermaxprocs=0,updatemaxprocs=0"},
@@ -98,6 +109,9 @@ func Fork(o ForkOptions) (*Pending, error) {
 	}
 	return &Pending{cmd: cmd, sync: parent}, nil
 }
+
+// Pid is the forked child's pid.
+func (p *Pending) Pid() int { return p.cmd.Process.Pid }
 
 // Abort kills a forked child that will not be started.
 func (p *Pending) Abort() {
