@@ -151,4 +151,3 @@ func (c *containerIO) closeAll() {
 		c.stdinW.Close()
 	}
 }
-
