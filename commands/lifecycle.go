@@ -48,17 +48,7 @@ func startCommand() *cli.Command {
 					return err
 				}
 				defer restore()
-				code, err := e.Start(c.Context, ctr.Record.ID, engine.StartOptions{Attach: true, Streams: streams, DetachKeys: c.String("detach-keys")})
-				if errors.Is(err, engine.ErrDetached) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if code != 0 {
-					return &engine.ExitError{Code: code}
-				}
-				return nil
+				return containerExit(e.Start(c.Context, ctr.Record.ID, engine.StartOptions{Attach: true, Streams: streams, DetachKeys: c.String("detach-keys")}))
 			})
 		},
 	}
@@ -239,18 +229,22 @@ func attachCommand() *cli.Command {
 				if !c.Bool("sig-proxy") {
 					streams.Signals = nil
 				}
-				code, err := e.Attach(c.Context, ctr.Record.ID, engine.AttachOptions{Streams: streams, NoStdin: !stdin, DetachKeys: c.String("detach-keys")})
-				if errors.Is(err, engine.ErrDetached) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if code != 0 {
-					return &engine.ExitError{Code: code}
-				}
-				return nil
+				return containerExit(e.Attach(c.Context, ctr.Record.ID, engine.AttachOptions{Streams: streams, NoStdin: !stdin, DetachKeys: c.String("detach-keys")}))
 			})
 		},
 	}
+}
+
+// containerExit makes the end of an attached container the command's
+// result: its exit code, nothing after a detach, or the error.
+func containerExit(code int, err error) error {
+	switch {
+	case errors.Is(err, engine.ErrDetached):
+		return nil
+	case err != nil:
+		return err
+	case code != 0:
+		return &engine.ExitError{Code: code}
+	}
+	return nil
 }

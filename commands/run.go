@@ -2,7 +2,6 @@ package commands
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -73,20 +72,15 @@ func runCommand() *cli.Command {
 					opts.Config.StdinOnce = true // as docker: the caller's EOF ends the input
 				}
 				res, err := e.Run(c.Context, engine.RunOptions{Create: *opts, Detach: detach, Streams: streams, DetachKeys: c.String("detach-keys")})
-				if errors.Is(err, engine.ErrDetached) {
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				if detach {
+				if err == nil && detach {
 					fmt.Fprintln(c.App.Writer, res.ID)
 					return nil
 				}
-				if res.ExitCode != 0 {
-					return &engine.ExitError{Code: res.ExitCode}
+				code := 0
+				if res != nil {
+					code = res.ExitCode
 				}
-				return nil
+				return containerExit(code, err)
 			})
 		},
 	}
