@@ -37,6 +37,30 @@ func createFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "pull image before running: missing, always or never"},
 		&cli.StringSliceFlag{Name: "add-host", Usage: "add a custom host-to-IP mapping (host:ip)"},
 		&cli.StringFlag{Name: "shm-size", Usage: "size of /dev/shm (e.g. 64m)"},
+		// Security.
+		&cli.BoolFlag{Name: "privileged", Usage: "give extended privileges to this container"},
+		&cli.StringSliceFlag{Name: "cap-add", Usage: "add Linux capabilities (or ALL)"},
+		&cli.StringSliceFlag{Name: "cap-drop", Usage: "drop Linux capabilities (or ALL)"},
+		&cli.StringSliceFlag{Name: "security-opt", Usage: "security options: no-new-privileges, seccomp=unconfined|PROFILE.json"},
+		&cli.BoolFlag{Name: "read-only", Usage: "mount the container's root filesystem as read only"},
+		&cli.StringSliceFlag{Name: "tmpfs", Usage: "mount a tmpfs directory (PATH[:OPTIONS])"},
+		&cli.StringSliceFlag{Name: "sysctl", Usage: "namespaced kernel parameters (KEY=VALUE)"},
+		&cli.StringSliceFlag{Name: "group-add", Usage: "additional groups to join (name or id)"},
+		&cli.StringSliceFlag{Name: "ulimit", Usage: "ulimit options (NAME=SOFT[:HARD])"},
+		&cli.StringSliceFlag{Name: "device", Usage: "add a host device to the container (HOST[:CONTAINER[:PERMISSIONS]])"},
+		// Resources.
+		&cli.StringFlag{Name: "memory", Aliases: []string{"m"}, Usage: "memory limit (e.g. 64m)"},
+		&cli.StringFlag{Name: "memory-swap", Usage: "memory plus swap limit; -1 for unlimited swap"},
+		&cli.StringFlag{Name: "memory-reservation", Usage: "memory soft limit"},
+		&cli.StringFlag{Name: "cpus", Usage: "number of CPUs (e.g. 0.5)"},
+		&cli.StringFlag{Name: "cpu-shares", Aliases: []string{"c"}, Usage: "CPU shares (relative weight)"},
+		&cli.StringFlag{Name: "cpu-quota", Usage: "CPU CFS quota in microseconds"},
+		&cli.StringFlag{Name: "cpu-period", Usage: "CPU CFS period in microseconds"},
+		&cli.StringFlag{Name: "cpuset-cpus", Usage: "CPUs in which to allow execution (0-3, 0,1)"},
+		&cli.StringFlag{Name: "cpuset-mems", Usage: "memory nodes in which to allow execution (0-3, 0,1)"},
+		&cli.StringFlag{Name: "pids-limit", Usage: "tune the container's pids limit (-1 for unlimited)"},
+		&cli.StringFlag{Name: "blkio-weight", Usage: "block IO weight (10 to 1000, or 0 to disable)"},
+		&cli.BoolFlag{Name: "oom-kill-disable", Usage: "disable the OOM killer"},
 	}
 }
 
@@ -180,6 +204,12 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 			return nil, usagef("invalid --shm-size %q: want a size such as 64m", s)
 		}
 		hc.ShmSize = n
+	}
+	if err := securityFlags(c, hc); err != nil {
+		return nil, err
+	}
+	if err := resourceFlags(c, &hc.Resources); err != nil {
+		return nil, err
 	}
 	switch p := c.String("pull"); p {
 	case "missing", "always", "never", "newer":

@@ -40,6 +40,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateHostConfig(o.HostConfig); err != nil {
 		return nil, err
 	}
+	if err := validateSecurity(o.HostConfig); err != nil {
+		return nil, err
+	}
 	images, err := e.Images()
 	if err != nil {
 		return nil, err

@@ -109,22 +109,13 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	cleanups = append(cleanups, func() { log.Close() })
 	io := l.cio
 	io.startCopying(log)
-	spec := oci.Generate(oci.SpecInput{
-		Rootfs:         rootfs,
-		Args:           append([]string{rec.Path}, rec.Args...),
-		Env:            withHostname(rec.Config.Env, rec.Config.Hostname),
-		Cwd:            rec.Config.WorkingDir,
-		User:           rec.Config.User,
-		Terminal:       rec.Config.Tty,
-		Hostname:       rec.Config.Hostname,
-		HostsPath:      filepath.Join(dir, "hosts"),
-		HostnamePath:   filepath.Join(dir, "hostname"),
-		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
-		HostNetwork:    rec.HostConfig.NetworkMode == "host",
-		Init:           withInit(rec.HostConfig),
-		CgroupsPath:    l.cg.Name,
-		ShmSize:        rec.HostConfig.ShmSize,
-	})
+	spec, err := e.specFor(rec, rootfs, l.cg.Name)
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	if err := l.cg.SetResources(spec.Linux.Resources); err != nil {
+		return 125, nil, nil, fmt.Errorf("applying resource limits: %w", err)
+	}
 	// Kept for inspection (and for an OCI runtime); the child gets the
 	// spec over its sync socket.
 	if err := oci.WriteSpec(filepath.Join(dir, "config.json"), spec, state.ReplaceFile); err != nil {
@@ -176,7 +167,9 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 // finishContainer records the exit and releases what the running
 // container held; with --rm it removes the container.
 func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
+	oomKilled := oci.OpenCgroup(cgroupName(rec.ID)).OOMKilled()
 	e.updateState(rec.ID, func(st *state.State) {
+		st.OOMKilled = oomKilled
 		st.Status = state.StatusExited
 		st.ExitCode = exitCode
 		st.Pid = 0

@@ -93,9 +93,6 @@ func initContainer(sync *os.File, lateMounts bool) (int, error) {
 	}
 	env := withDefaultEnv(spec.Process.Env, cred.Home)
 	cwd := spec.Process.Cwd
-	if err := os.MkdirAll(cwd, 0o755); err != nil {
-		return 125, fmt.Errorf("creating working directory %s: %w", cwd, err)
-	}
 	if err := os.Chdir(cwd); err != nil {
 		return 125, fmt.Errorf("changing to working directory %s: %w", cwd, err)
 	}
@@ -114,13 +111,25 @@ func initContainer(sync *os.File, lateMounts bool) (int, error) {
 			return 125, fmt.Errorf("creating cgroup namespace: %w", err)
 		}
 	}
-	if spec.Annotations[AnnotationInit] == "true" {
-		return runTinyInit(path, spec.Process.Args, env, cred, sync)
+	if err := setRlimits(spec.Process.Rlimits); err != nil {
+		return 125, err
 	}
+	if err := dropBoundingSet(&spec); err != nil {
+		return 125, err
+	}
+	if spec.Annotations[AnnotationInit] == "true" {
+		// berth's pid 1 keeps the container's set as root; the command's
+		// switch to its user drops them as below.
+		return runTinyInit(&spec, path, env, cred, sync)
+	}
+	limitToUser(&spec, cred)
 	if err := CloseOnExecAll(); err != nil {
 		return 125, err
 	}
 	if err := setCredentials(cred); err != nil {
+		return 125, err
+	}
+	if err := applyProcessSecurity(&spec); err != nil {
 		return 125, err
 	}
 	err = unix.Exec(path, spec.Process.Args, env)
@@ -161,12 +170,61 @@ func setupRootfs(spec *specs.Spec) error {
 	if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
+	if err := maskPaths(spec.Linux.MaskedPaths); err != nil {
+		return err
+	}
+	// Sysctls go in before /proc/sys turns read-only.
+	if err := setSysctls(spec.Linux.Sysctl); err != nil {
+		return err
+	}
+	if err := readonlyPaths(spec.Linux.ReadonlyPaths); err != nil {
+		return err
+	}
+	// The working directory is made before a read-only rootfs forbids it.
+	if err := os.MkdirAll(spec.Process.Cwd, 0o755); err != nil {
+		return fmt.Errorf("creating working directory %s: %w", spec.Process.Cwd, err)
+	}
 	if spec.Root.Readonly {
 		if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 			return fmt.Errorf("making rootfs read-only: %w", err)
 		}
 	}
 	return nil
+}
+
+// setSysctls writes the container's (namespaced) sysctls.
+func setSysctls(sysctls map[string]string) error {
+	for k, v := range sysctls {
+		path := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		if err := os.WriteFile(path, []byte(v), 0o644); err != nil {
+			return fmt.Errorf("setting sysctl %s: %w", k, err)
+		}
+	}
+	return nil
+}
+
+// setRlimits applies --ulimit values to the process (and what it execs).
+func setRlimits(limits []specs.POSIXRlimit) error {
+	for _, l := range limits {
+		res, ok := rlimitResources[l.Type]
+		if !ok {
+			return fmt.Errorf("unknown rlimit %s", l.Type)
+		}
+		if err := unix.Prlimit(0, res, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
+			return fmt.Errorf("setting %s: %w", l.Type, err)
+		}
+	}
+	return nil
+}
+
+// RlimitResources maps the OCI names of rlimits to their numbers.
+var rlimitResources = map[string]int{
+	"RLIMIT_CPU": unix.RLIMIT_CPU, "RLIMIT_FSIZE": unix.RLIMIT_FSIZE, "RLIMIT_DATA": unix.RLIMIT_DATA,
+	"RLIMIT_STACK": unix.RLIMIT_STACK, "RLIMIT_CORE": unix.RLIMIT_CORE, "RLIMIT_RSS": unix.RLIMIT_RSS,
+	"RLIMIT_NPROC": unix.RLIMIT_NPROC, "RLIMIT_NOFILE": unix.RLIMIT_NOFILE, "RLIMIT_MEMLOCK": unix.RLIMIT_MEMLOCK,
+	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
+	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
+	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
 }
 
 var mountFlags = map[string]struct {
@@ -341,7 +399,26 @@ func resolveUser(spec *specs.Spec) (*credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolving user %q in the container: %w", spec.Process.User.Username, err)
 	}
-	return &credential{uid: u.Uid, gid: u.Gid, groups: u.Sgids, Home: u.Home}, nil
+	groups := u.Sgids
+	if extra := spec.Annotations[AnnotationGroupAdd]; extra != "" {
+		gids, err := user.GetAdditionalGroupsPath(strings.Split(extra, ","), "/etc/group")
+		if err != nil {
+			return nil, fmt.Errorf("resolving --group-add %s in the container: %w", extra, err)
+		}
+		groups = append(groups, gids...)
+	}
+	return &credential{uid: u.Uid, gid: u.Gid, groups: groups, Home: u.Home}, nil
+}
+
+// limitToUser applies Docker's rule for a non-root user: capabilities stay
+// in the bounding set only, none is effective or permitted.
+func limitToUser(spec *specs.Spec, c *credential) {
+	if c.uid != 0 && spec.Process.Capabilities != nil {
+		spec.Process.Capabilities.Effective = nil
+		spec.Process.Capabilities.Permitted = nil
+		spec.Process.Capabilities.Inheritable = nil
+		spec.Process.Capabilities.Ambient = nil
+	}
 }
 
 func setCredentials(c *credential) error {

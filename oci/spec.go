@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // Annotations berth reads back in its init child.
@@ -18,6 +21,9 @@ const (
 	AnnotationUser = "io.berth.user"
 	// AnnotationInit asks for berth's tiny init as pid 1.
 	AnnotationInit = "io.berth.init"
+	// AnnotationGroupAdd holds --group-add values (names or ids, comma
+	// separated), resolved in the container's /etc/group.
+	AnnotationGroupAdd = "io.berth.group-add"
 )
 
 // SpecInput is what a container's spec is generated from.
@@ -36,6 +42,16 @@ type SpecInput struct {
 	Init           bool
 	CgroupsPath    string
 	ShmSize        int64
+
+	// Security: see Capabilities for how the set is computed.
+	Privileged      bool
+	Capabilities    []string
+	NoNewPrivileges bool
+	ReadonlyRootfs  bool
+	GroupAdd        []string
+	Sysctls         map[string]string
+	Tmpfs           map[string]string // path → mount options
+	Rlimits         []specs.POSIXRlimit
 }
 
 // Generate builds the OCI runtime spec for one container.
@@ -51,12 +67,19 @@ func Generate(in SpecInput) *specs.Spec {
 	s := &specs.Spec{
 		Version:  specs.Version,
 		Hostname: in.Hostname,
-		Root:     &specs.Root{Path: in.Rootfs},
+		Root:     &specs.Root{Path: in.Rootfs, Readonly: in.ReadonlyRootfs},
 		Process: &specs.Process{
-			Terminal: in.Terminal,
-			Args:     in.Args,
-			Env:      in.Env,
-			Cwd:      cwd,
+			Terminal:        in.Terminal,
+			Args:            in.Args,
+			Env:             in.Env,
+			Cwd:             cwd,
+			NoNewPrivileges: in.NoNewPrivileges,
+			Rlimits:         in.Rlimits,
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  in.Capabilities,
+				Effective: in.Capabilities,
+				Permitted: in.Capabilities,
+			},
 		},
 		Annotations: map[string]string{},
 		Mounts: []specs.Mount{
@@ -71,7 +94,30 @@ func Generate(in SpecInput) *specs.Spec {
 			CgroupsPath: in.CgroupsPath,
 			Namespaces:  Namespaces(in.HostNetwork),
 			Devices:     defaultDevices(),
+			Sysctl:      in.Sysctls,
 		},
+	}
+	if in.Privileged {
+		// /sys writable, no masked or read-only paths, every host device.
+		for i := range s.Mounts {
+			if s.Mounts[i].Destination == "/sys" {
+				s.Mounts[i].Options = []string{"nosuid", "noexec", "nodev", "rw"}
+			}
+		}
+		s.Linux.Devices = append(s.Linux.Devices, hostDevices()...)
+	} else {
+		s.Linux.MaskedPaths = DefaultMaskedPaths
+		s.Linux.ReadonlyPaths = DefaultReadonlyPaths
+	}
+	for _, dst := range sortedKeys(in.Tmpfs) {
+		opts := []string{"nosuid", "nodev", "noexec"}
+		if o := in.Tmpfs[dst]; o != "" {
+			opts = append(opts, strings.Split(o, ",")...)
+		}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts})
+	}
+	if len(in.GroupAdd) > 0 {
+		s.Annotations[AnnotationGroupAdd] = strings.Join(in.GroupAdd, ",")
 	}
 	for dst, src := range map[string]string{"/etc/hosts": in.HostsPath, "/etc/hostname": in.HostnamePath, "/etc/resolv.conf": in.ResolvConfPath} {
 		if src != "" {
@@ -111,6 +157,15 @@ func defaultDevices() []specs.LinuxDevice {
 	}
 }
 
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 // WriteSpec stores a spec as JSON at path, atomically.
 func WriteSpec(path string, s *specs.Spec, write func(string, []byte, os.FileMode) error) error {
 	data, err := json.MarshalIndent(s, "", "  ")
@@ -118,4 +173,41 @@ func WriteSpec(path string, s *specs.Spec, write func(string, []byte, os.FileMod
 		return fmt.Errorf("encoding runtime spec: %w", err)
 	}
 	return write(path, data, 0o600)
+}
+
+// hostDevices lists the host's character and block devices at the top of
+// /dev, for --privileged containers.
+func hostDevices() []specs.LinuxDevice {
+	entries, err := os.ReadDir("/dev")
+	if err != nil {
+		return nil
+	}
+	skip := map[string]bool{"null": true, "zero": true, "full": true, "random": true, "urandom": true, "tty": true, "console": true, "ptmx": true}
+	var out []specs.LinuxDevice
+	for _, e := range entries {
+		if skip[e.Name()] {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Lstat("/dev/"+e.Name(), &st) != nil {
+			continue
+		}
+		typ := ""
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFCHR:
+			typ = "c"
+		case unix.S_IFBLK:
+			typ = "b"
+		default:
+			continue
+		}
+		mode := os.FileMode(st.Mode & 0o777)
+		uid, gid := st.Uid, st.Gid
+		out = append(out, specs.LinuxDevice{
+			Path: "/dev/" + e.Name(), Type: typ,
+			Major: int64(unix.Major(st.Rdev)), Minor: int64(unix.Minor(st.Rdev)),
+			FileMode: &mode, UID: &uid, GID: &gid,
+		})
+	}
+	return out
 }

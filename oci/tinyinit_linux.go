@@ -2,6 +2,7 @@ package oci
 
 import (
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,8 +13,14 @@ import (
 // runTinyInit is --init: berth stays pid 1, starts the command as its
 // child, forwards every signal to it, reaps orphans, and exits with the
 // command's exit code. It returns only if the command cannot start.
-func runTinyInit(path string, args, env []string, cred *credential, sync *os.File) (int, error) {
+func runTinyInit(spec *specs.Spec, path string, env []string, cred *credential, sync *os.File) (int, error) {
+	args := spec.Process.Args
 	if err := CloseOnExecAll(); err != nil {
+		return 125, err
+	}
+	// berth's pid 1 is confined like the command; the command inherits it
+	// and switches to its user in the forked child.
+	if err := applyProcessSecurity(spec); err != nil {
 		return 125, err
 	}
 	signals := make(chan os.Signal, 32)

@@ -1,0 +1,131 @@
+package oci
+
+import (
+	"fmt"
+
+	"github.com/moby/sys/capability"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// dropBoundingSet limits the capabilities this thread (and what it execs)
+// can ever get to spec.Process.Capabilities.Bounding, and asks the kernel
+// to keep the permitted set across the switch to the container's user.
+// It runs while berth is still fully privileged.
+func dropBoundingSet(spec *specs.Spec) error {
+	pc := spec.Process.Capabilities
+	if pc == nil {
+		return nil
+	}
+	keep := map[capability.Cap]bool{}
+	byName := capsByName()
+	for _, n := range pc.Bounding {
+		if c, ok := byName[n]; ok {
+			keep[c] = true
+		}
+	}
+	supported, err := capability.ListSupported()
+	if err != nil {
+		return fmt.Errorf("listing capabilities: %w", err)
+	}
+	var drop []capability.Cap
+	for _, c := range supported {
+		if !keep[c] {
+			drop = append(drop, c)
+		}
+	}
+	if err := capability.DropBound(drop...); err != nil {
+		return fmt.Errorf("dropping capabilities from the bounding set: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("keeping capabilities across setuid: %w", err)
+	}
+	return nil
+}
+
+// applyProcessSecurity confines the calling thread as spec.Process asks
+// right before the container's command is exec'd: after the switch to
+// the container's user it sets the effective, permitted, inheritable and
+// ambient capability sets, then no_new_privs. Both the init child and exec
+// call it; the bounding set was dropped earlier (dropBoundingSet).
+func applyProcessSecurity(spec *specs.Spec) error {
+	pc := spec.Process.Capabilities
+	if pc != nil {
+		caps, err := capability.NewPid2(0)
+		if err != nil {
+			return fmt.Errorf("reading capabilities: %w", err)
+		}
+		byName := capsByName()
+		set := func(which capability.CapType, names []string) {
+			for _, n := range names {
+				if c, ok := byName[n]; ok {
+					caps.Set(which, c)
+				}
+			}
+		}
+		caps.Clear(capability.CAPS)
+		set(capability.EFFECTIVE, pc.Effective)
+		set(capability.PERMITTED, pc.Permitted)
+		set(capability.INHERITABLE, pc.Inheritable)
+		if err := caps.Apply(capability.CAPS); err != nil {
+			return fmt.Errorf("setting capabilities: %w", err)
+		}
+		if err := capability.ResetAmbient(); err != nil {
+			return fmt.Errorf("clearing ambient capabilities: %w", err)
+		}
+		for _, n := range pc.Ambient {
+			if c, ok := byName[n]; ok {
+				if err := capability.SetAmbient(true, c); err != nil {
+					return fmt.Errorf("raising ambient %s: %w", n, err)
+				}
+			}
+		}
+	}
+	if spec.Process.NoNewPrivileges {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("setting no_new_privs: %w", err)
+		}
+	}
+	return nil
+}
+
+// maskPaths hides paths as the spec asks: directories get an empty
+// read-only tmpfs, files /dev/null. Paths that do not exist are skipped.
+func maskPaths(paths []string) error {
+	for _, p := range paths {
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			continue
+		}
+		var err error
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0k")
+		} else {
+			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return fmt.Errorf("masking %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// readonlyPaths makes paths read-only with a bind mount on themselves.
+func readonlyPaths(paths []string) error {
+	for _, p := range paths {
+		if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			if err == unix.ENOENT {
+				continue
+			}
+			return fmt.Errorf("read-only %s: %w", p, err)
+		}
+		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+		if err := unix.Mount("", p, "", flags, ""); err != nil {
+			// Some /proc entries refuse nosuid/nodev/noexec changes: keep ro.
+			if err := unix.Mount("", p, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+				return fmt.Errorf("read-only %s: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
