@@ -158,6 +158,7 @@ func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string) (*specs.Spec,
 		Sysctls:         hc.Sysctls,
 		Tmpfs:           hc.Tmpfs,
 		Rlimits:         rlimits,
+		Seccomp:         so.seccomp,
 	})
 	if spec.Linux.Resources, err = resourcesFor(hc); err != nil {
 		return nil, err

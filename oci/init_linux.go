@@ -126,6 +126,9 @@ func initContainer(sync *os.File, lateMounts bool) (int, error) {
 	if err := CloseOnExecAll(); err != nil {
 		return 125, err
 	}
+	if err := loadSeccomp(&spec); err != nil {
+		return 125, err
+	}
 	if err := setCredentials(cred); err != nil {
 		return 125, err
 	}

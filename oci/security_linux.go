@@ -6,6 +6,8 @@ import (
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/seccomp"
 )
 
 // dropBoundingSet limits the capabilities this thread (and what it execs)
@@ -87,6 +89,45 @@ func applyProcessSecurity(spec *specs.Spec) error {
 		}
 	}
 	return nil
+}
+
+// loadSeccomp installs the container's seccomp filter (Docker's default
+// profile unless the spec says otherwise) on every thread, while berth
+// still holds CAP_SYS_ADMIN: the filter then lets the remaining steps
+// (setuid, capset, execve) through, as Docker's profile allows them.
+func loadSeccomp(spec *specs.Spec) error {
+	profile, err := seccompProfile(spec)
+	if err != nil || profile == nil {
+		return err
+	}
+	var caps []string
+	if pc := spec.Process.Capabilities; pc != nil {
+		caps = pc.Bounding
+	}
+	filter, err := seccomp.Compile(profile, seccomp.Options{Capabilities: caps})
+	if err != nil {
+		return fmt.Errorf("compiling seccomp profile: %w", err)
+	}
+	if err := filter.Load(); err != nil {
+		return fmt.Errorf("loading seccomp filter: %w", err)
+	}
+	return nil
+}
+
+// seccompProfile reads the spec's seccomp choice: nil for unconfined.
+func seccompProfile(spec *specs.Spec) (*seccomp.Profile, error) {
+	switch v := spec.Annotations[AnnotationSeccomp]; v {
+	case "":
+		return seccomp.Default(), nil
+	case SeccompUnconfined:
+		return nil, nil
+	default:
+		p, err := seccomp.ParseProfile([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("reading seccomp profile: %w", err)
+		}
+		return p, nil
+	}
 }
 
 // maskPaths hides paths as the spec asks: directories get an empty

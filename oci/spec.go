@@ -21,6 +21,11 @@ const (
 	AnnotationUser = "io.berth.user"
 	// AnnotationInit asks for berth's tiny init as pid 1.
 	AnnotationInit = "io.berth.init"
+	// AnnotationSeccomp holds the seccomp profile: empty for Docker's
+	// default, SeccompUnconfined, or a profile in Docker's JSON format.
+	AnnotationSeccomp = "io.berth.seccomp"
+	// SeccompUnconfined turns seccomp off.
+	SeccompUnconfined = "unconfined"
 	// AnnotationGroupAdd holds --group-add values (names or ids, comma
 	// separated), resolved in the container's /etc/group.
 	AnnotationGroupAdd = "io.berth.group-add"
@@ -52,6 +57,7 @@ type SpecInput struct {
 	Sysctls         map[string]string
 	Tmpfs           map[string]string // path → mount options
 	Rlimits         []specs.POSIXRlimit
+	Seccomp         string // "" Docker's default profile, "unconfined", or a JSON profile
 }
 
 // Generate builds the OCI runtime spec for one container.
@@ -115,6 +121,12 @@ func Generate(in SpecInput) *specs.Spec {
 			opts = append(opts, strings.Split(o, ",")...)
 		}
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts})
+	}
+	switch {
+	case in.Privileged:
+		s.Annotations[AnnotationSeccomp] = SeccompUnconfined
+	case in.Seccomp != "":
+		s.Annotations[AnnotationSeccomp] = in.Seccomp
 	}
 	if len(in.GroupAdd) > 0 {
 		s.Annotations[AnnotationGroupAdd] = strings.Join(in.GroupAdd, ",")

@@ -20,6 +20,9 @@ func runTinyInit(spec *specs.Spec, path string, env []string, cred *credential, 
 	}
 	// berth's pid 1 is confined like the command; the command inherits it
 	// and switches to its user in the forked child.
+	if err := loadSeccomp(spec); err != nil {
+		return 125, err
+	}
 	if err := applyProcessSecurity(spec); err != nil {
 		return 125, err
 	}
