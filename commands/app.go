@@ -58,6 +58,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			killCommand(), rmCommand(), waitCommand(), renameCommand(), psCommand(),
 			logsCommand(), inspectCommand(), imagesCommand(), importCommand(), loadCommand(),
 			versionCommand(), infoCommand(), attachCommand(),
+			pauseCommand(), unpauseCommand(), topCommand(), statsCommand(), portCommand(), updateCommand(),
+			cpCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "Error: unknown command %q for \"berth\"\n", name)
@@ -124,7 +126,7 @@ func Run(ctx context.Context, app *cli.App, args []string) error {
 }
 
 // interspersed lists the commands whose arguments end flag parsing.
-var notInterspersed = map[string]bool{"run": true, "create": true, "exec": true}
+var notInterspersed = map[string]bool{"run": true, "create": true, "exec": true, "top": true}
 
 func reorderArgs(app *cli.App, args []string) []string {
 	// Skip global flags to find the command.

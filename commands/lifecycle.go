@@ -163,6 +163,9 @@ func waitCommand() *cli.Command {
 		Name:      "wait",
 		Usage:     "block until one or more containers stop, then print their exit codes",
 		ArgsUsage: "CONTAINER [CONTAINER...]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "condition", Usage: "wait for: not-running (default), next-exit, removed or running"},
+		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "CONTAINER [CONTAINER...]"); err != nil {
 				return err
@@ -170,7 +173,7 @@ func waitCommand() *cli.Command {
 			return withEngine(c, func(e *engine.Engine) error {
 				var first error
 				for _, ref := range c.Args().Slice() {
-					code, err := e.Wait(c.Context, ref)
+					code, err := e.Wait(c.Context, ref, c.String("condition"))
 					if err != nil {
 						if first == nil {
 							first = err

@@ -263,6 +263,7 @@ func (e *Engine) Stop(ctx context.Context, ref string, o StopOptions) error {
 	if err := unix.Kill(st.Pid, sig); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("sending %v to container %s: %w", sig, id[:12], err)
 	}
+	e.thawIfPaused(id, st)
 	wait := time.Duration(timeout) * time.Second
 	if timeout < 0 {
 		wait = -1
@@ -301,6 +302,7 @@ func (e *Engine) Kill(ctx context.Context, ref, sigName string) error {
 		return fmt.Errorf("sending %v to container %s: %w", sig, id[:12], err)
 	}
 	if sig == unix.SIGKILL {
+		e.thawIfPaused(id, st)
 		e.waitStopped(id, 10*time.Second, 137)
 	}
 	return nil
@@ -315,13 +317,74 @@ func (e *Engine) Restart(ctx context.Context, ref string, o StopOptions) error {
 	return err
 }
 
-// Wait blocks until the container stops and returns its exit code.
-func (e *Engine) Wait(ctx context.Context, ref string) (int, error) {
+// Wait conditions, as podman names them (docker's API has the first
+// three).
+const (
+	WaitNotRunning = "not-running"
+	WaitNextExit   = "next-exit"
+	WaitRemoved    = "removed"
+	WaitRunning    = "running"
+)
+
+// Wait blocks until the container meets the condition (by default: is
+// not running) and returns its exit code.
+func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, error) {
 	id, err := e.containers.Resolve(ref)
 	if err != nil {
 		return 125, err
 	}
-	e.waitStopped(id, -1, 255)
+	poll := func(done func() (bool, error)) error {
+		for {
+			ok, err := done()
+			if ok || err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	switch condition {
+	case "", WaitNotRunning, "stopped", "exited":
+		e.waitStopped(id, -1, 255)
+	case WaitNextExit:
+		// A stopped container must first start again.
+		if err := poll(func() (bool, error) {
+			st, err := e.State(id)
+			return err == nil && st.Active(), err
+		}); err != nil {
+			return 125, err
+		}
+		e.waitStopped(id, -1, 255)
+	case WaitRunning:
+		if err := poll(func() (bool, error) {
+			st, err := e.State(id)
+			return err == nil && st.Active(), err
+		}); err != nil {
+			return 125, err
+		}
+		return 0, nil
+	case WaitRemoved:
+		st, _ := e.containers.State(id)
+		code := 0
+		if err := poll(func() (bool, error) {
+			if cur, err := e.containers.State(id); err == nil {
+				st = cur
+				return false, nil
+			}
+			return true, nil
+		}); err != nil {
+			return 125, err
+		}
+		if st != nil {
+			code = st.ExitCode
+		}
+		return code, nil
+	default:
+		return 125, invalidf("unknown wait condition %q (want not-running, next-exit, removed or running)", condition)
+	}
 	st, err := e.containers.State(id)
 	if err != nil {
 		if errors.Is(err, ErrNoSuchContainer) {
@@ -353,6 +416,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 			return fmt.Errorf("cannot remove container %q: %w: stop the container before removing or force remove", ref, ErrRunning)
 		}
 		unix.Kill(st.Pid, unix.SIGKILL)
+		e.thawIfPaused(id, st)
 		e.waitStopped(id, 30*time.Second, 137)
 	}
 	lock, err := e.lockMonitor(id)

@@ -1,0 +1,384 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/state"
+)
+
+// running resolves ref to a container that must be running (or paused).
+func (e *Engine) running(ref string) (*state.Record, *state.State, error) {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := e.State(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !st.Active() {
+		return nil, nil, fmt.Errorf("container %s is not running: %w", ref, ErrNotRunning)
+	}
+	rec, err := e.containers.Record(id)
+	return rec, st, err
+}
+
+// Pause freezes every process of a running container.
+func (e *Engine) Pause(ctx context.Context, ref string) error {
+	rec, st, err := e.running(ref)
+	if err != nil {
+		return err
+	}
+	if st.Status == state.StatusPaused {
+		return fmt.Errorf("container %s is already paused", ref)
+	}
+	if err := oci.OpenCgroup(cgroupName(rec.ID)).Freeze(); err != nil {
+		return fmt.Errorf("pausing %s: %w", ref, err)
+	}
+	return e.updateState(rec.ID, func(st *state.State) {
+		if st.Status == state.StatusRunning {
+			st.Status = state.StatusPaused
+		}
+	})
+}
+
+// Unpause lets a paused container run again.
+func (e *Engine) Unpause(ctx context.Context, ref string) error {
+	rec, st, err := e.running(ref)
+	if err != nil {
+		return err
+	}
+	if st.Status != state.StatusPaused {
+		return fmt.Errorf("container %s is not paused", ref)
+	}
+	if err := oci.OpenCgroup(cgroupName(rec.ID)).Thaw(); err != nil {
+		return fmt.Errorf("unpausing %s: %w", ref, err)
+	}
+	return e.updateState(rec.ID, func(st *state.State) {
+		if st.Status == state.StatusPaused {
+			st.Status = state.StatusRunning
+		}
+	})
+}
+
+// thawIfPaused lets a paused container receive the signal it was just
+// sent (stop, kill, rm -f of a paused container).
+func (e *Engine) thawIfPaused(id string, st *state.State) {
+	if st.Status != state.StatusPaused {
+		return
+	}
+	oci.OpenCgroup(cgroupName(id)).Thaw()
+	e.updateState(id, func(st *state.State) {
+		if st.Status == state.StatusPaused {
+			st.Status = state.StatusRunning
+		}
+	})
+}
+
+// TopResult is `top`: ps's header and the rows of the container's
+// processes.
+type TopResult struct {
+	Titles    []string
+	Processes [][]string
+}
+
+// Top runs the host's ps with psArgs (default -ef) and keeps the rows of
+// the container's processes, as docker does.
+func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) (*TopResult, error) {
+	rec, _, err := e.running(ref)
+	if err != nil {
+		return nil, err
+	}
+	pids, err := oci.OpenCgroup(cgroupName(rec.ID)).Pids()
+	if err != nil {
+		return nil, err
+	}
+	if len(psArgs) == 0 {
+		psArgs = []string{"-ef"}
+	}
+	out, err := exec.CommandContext(ctx, "ps", psArgs...).Output()
+	if err != nil {
+		var xe *exec.ExitError
+		if errors.As(err, &xe) {
+			return nil, invalidf("ps %s: %s", strings.Join(psArgs, " "), strings.TrimSpace(string(xe.Stderr)))
+		}
+		return nil, fmt.Errorf("running ps: %w", err)
+	}
+	return filterPs(string(out), pids)
+}
+
+// filterPs keeps the header and the lines whose PID column is one of pids.
+func filterPs(out string, pids []int) (*TopResult, error) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 0 {
+		return nil, errors.New("ps printed nothing")
+	}
+	titles := strings.Fields(lines[0])
+	col := -1
+	for i, t := range titles {
+		if t == "PID" {
+			col = i
+		}
+	}
+	if col < 0 {
+		return nil, invalidf("ps's output has no PID column: give ps options that print one")
+	}
+	want := map[string]bool{}
+	for _, p := range pids {
+		want[strconv.Itoa(p)] = true
+	}
+	res := &TopResult{Titles: titles}
+	for _, line := range lines[1:] {
+		f := strings.Fields(line)
+		if len(f) <= col || !want[f[col]] {
+			continue
+		}
+		// The last column (the command) may hold spaces: keep it whole.
+		row := append(f[:len(titles)-1:len(titles)-1], strings.Join(f[len(titles)-1:], " "))
+		res.Processes = append(res.Processes, row)
+	}
+	return res, nil
+}
+
+// ContainerStats is one sample of `stats`.
+type ContainerStats struct {
+	ID, Name              string
+	CPUPercent            float64
+	MemUsage, MemLimit    uint64
+	MemPercent            float64
+	NetRx, NetTx          uint64
+	BlockRead, BlockWrite uint64
+	Pids                  uint64
+}
+
+// Stats samples a running container twice, interval apart, for its CPU
+// share; the other figures are the second sample's.
+func (e *Engine) Stats(ctx context.Context, refs []string, interval time.Duration) ([]ContainerStats, error) {
+	type target struct {
+		rec  *state.Record
+		st   *state.State
+		cg   *oci.Cgroup
+		cpu0 uint64
+	}
+	var targets []*target
+	for _, ref := range refs {
+		rec, st, err := e.running(ref)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, &target{rec: rec, st: st, cg: oci.OpenCgroup(cgroupName(rec.ID))})
+	}
+	sys0 := systemCPUNanos()
+	for _, t := range targets {
+		if s, err := t.cg.ReadStats(); err == nil {
+			t.cpu0 = s.CPUUsageNanos
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(interval):
+	}
+	sys1 := systemCPUNanos()
+	total := memTotal()
+	var out []ContainerStats
+	for _, t := range targets {
+		s, err := t.cg.ReadStats()
+		if err != nil {
+			return nil, err
+		}
+		cs := ContainerStats{ID: t.rec.ID, Name: t.rec.Name, MemUsage: s.MemoryUsage, MemLimit: s.MemoryLimit,
+			BlockRead: s.BlockRead, BlockWrite: s.BlockWrite, Pids: s.Pids}
+		if cs.MemLimit == 0 || cs.MemLimit > uint64(total) {
+			cs.MemLimit = uint64(total)
+		}
+		if cs.MemLimit > 0 {
+			cs.MemPercent = float64(cs.MemUsage) / float64(cs.MemLimit) * 100
+		}
+		// docker: (container delta / system delta) * online CPUs * 100,
+		// where the system delta already sums every CPU.
+		if sys1 > sys0 && s.CPUUsageNanos >= t.cpu0 {
+			cs.CPUPercent = float64(s.CPUUsageNanos-t.cpu0) / float64(sys1-sys0) * float64(onlineCPUs()) * 100
+		}
+		cs.NetRx, cs.NetTx = netDevTotals(t.st.Pid)
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
+// systemCPUNanos is the host's total CPU time from /proc/stat.
+func systemCPUNanos() uint64 {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 1 && fields[0] == "cpu" {
+			var ticks uint64
+			for _, v := range fields[1:8] {
+				n, _ := strconv.ParseUint(v, 10, 64)
+				ticks += n
+			}
+			return ticks * 1e9 / 100 // USER_HZ is 100 on Linux
+		}
+	}
+	return 0
+}
+
+func onlineCPUs() int {
+	data, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return 1
+	}
+	n := 0
+	for _, part := range strings.Split(strings.TrimSpace(string(data)), ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, _ := strconv.Atoi(lo)
+		b := a
+		if isRange {
+			b, _ = strconv.Atoi(hi)
+		}
+		n += b - a + 1
+	}
+	return max(n, 1)
+}
+
+// netDevTotals sums the bytes received and sent by the container's
+// interfaces other than loopback, from its network namespace's
+// /proc/PID/net/dev.
+func netDevTotals(pid int) (rx, tx uint64) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(data), "\n")[2:] {
+		name, rest, ok := strings.Cut(line, ":")
+		if !ok || strings.TrimSpace(name) == "lo" {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) >= 9 {
+			r, _ := strconv.ParseUint(f[0], 10, 64)
+			t, _ := strconv.ParseUint(f[8], 10, 64)
+			rx, tx = rx+r, tx+t
+		}
+	}
+	return rx, tx
+}
+
+// UpdateOptions is `update`: new limits for a container.
+type UpdateOptions struct {
+	Resources container.Resources
+	// Set says which of Resources' fields were given.
+	Set map[string]bool
+}
+
+// Update changes a container's limits, in its record and, if it runs, in
+// its cgroup.
+func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return err
+	}
+	lock, err := e.containers.LockContainer(id)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	rec, err := e.containers.Record(id)
+	if err != nil {
+		return err
+	}
+	hc := *rec.HostConfig
+	r, n := &hc.Resources, o.Resources
+	set := o.Set
+	if set["memory"] {
+		r.Memory = n.Memory
+		if !set["memory-swap"] && r.MemorySwap > 0 && r.MemorySwap < r.Memory {
+			r.MemorySwap = 2 * r.Memory
+		}
+	}
+	if set["memory-swap"] {
+		r.MemorySwap = n.MemorySwap
+	}
+	if set["memory-reservation"] {
+		r.MemoryReservation = n.MemoryReservation
+	}
+	if set["cpus"] {
+		r.NanoCPUs, r.CPUQuota, r.CPUPeriod = n.NanoCPUs, 0, 0
+	}
+	if set["cpu-shares"] {
+		r.CPUShares = n.CPUShares
+	}
+	if set["cpu-quota"] {
+		r.CPUQuota, r.NanoCPUs = n.CPUQuota, 0
+	}
+	if set["cpu-period"] {
+		r.CPUPeriod, r.NanoCPUs = n.CPUPeriod, 0
+	}
+	if set["cpuset-cpus"] {
+		r.CpusetCpus = n.CpusetCpus
+	}
+	if set["cpuset-mems"] {
+		r.CpusetMems = n.CpusetMems
+	}
+	if set["pids-limit"] {
+		r.PidsLimit = n.PidsLimit
+	}
+	if set["blkio-weight"] {
+		r.BlkioWeight = n.BlkioWeight
+	}
+	if err := validateResources(&hc); err != nil {
+		return err
+	}
+	st, err := e.State(id)
+	if err != nil {
+		return err
+	}
+	if st.Active() {
+		res, err := resourcesFor(&hc)
+		if err != nil {
+			return err
+		}
+		res.Devices = nil // unchanged by update
+		if err := oci.OpenCgroup(cgroupName(id)).SetResources(res); err != nil {
+			return fmt.Errorf("updating %s: %w", ref, err)
+		}
+	}
+	rec.HostConfig = &hc
+	return e.containers.SaveRecord(rec)
+}
+
+// Port lists a container's published ports (none until networking
+// publishes any).
+func (e *Engine) Port(ctx context.Context, ref string) (map[string][]string, error) {
+	c, err := e.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]string{}
+	for port, bindings := range c.Record.HostConfig.PortBindings {
+		for _, b := range bindings {
+			ip := b.HostIP.String()
+			if !b.HostIP.IsValid() {
+				ip = "0.0.0.0"
+			}
+			out[port.String()] = append(out[port.String()], ip+":"+b.HostPort)
+		}
+	}
+	return out, nil
+}
