@@ -48,6 +48,9 @@ func (c *Cgroup) SetResources(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
 	}
+	if err := c.setCpusetAndPids(r); err != nil {
+		return err
+	}
 	if c.V2 {
 		return c.setResourcesV2(r)
 	}
@@ -96,6 +99,21 @@ func (c *Cgroup) SetResources(r *specs.LinuxResources) error {
 				return err
 			}
 		}
+	}
+	if b := r.BlockIO; b != nil && b.Weight != nil && *b.Weight > 0 {
+		w := strconv.Itoa(int(*b.Weight))
+		if err := c.write("blkio", "blkio.weight", w); err != nil {
+			if err2 := c.write("blkio", "blkio.bfq.weight", w); err2 != nil {
+				return fmt.Errorf("%w (and blkio.bfq.weight: %v)", err, err2)
+			}
+		}
+	}
+	return c.setDevicesV1(r.Devices)
+}
+
+// setCpusetAndPids writes the limits whose files are the same on v1 and v2.
+func (c *Cgroup) setCpusetAndPids(r *specs.LinuxResources) error {
+	if p := r.CPU; p != nil {
 		if p.Cpus != "" {
 			if err := c.write("cpuset", "cpuset.cpus", p.Cpus); err != nil {
 				return err
@@ -112,15 +130,7 @@ func (c *Cgroup) SetResources(r *specs.LinuxResources) error {
 			return err
 		}
 	}
-	if b := r.BlockIO; b != nil && b.Weight != nil && *b.Weight > 0 {
-		w := strconv.Itoa(int(*b.Weight))
-		if err := c.write("blkio", "blkio.weight", w); err != nil {
-			if err2 := c.write("blkio", "blkio.bfq.weight", w); err2 != nil {
-				return fmt.Errorf("%w (and blkio.bfq.weight: %v)", err, err2)
-			}
-		}
-	}
-	return c.setDevicesV1(r.Devices)
+	return nil
 }
 
 // setDevicesV1 writes device rules: everything denied, then the listed
@@ -198,21 +208,6 @@ func (c *Cgroup) setResourcesV2(r *specs.LinuxResources) error {
 			if err := c.write("cpu", "cpu.max", fmt.Sprintf("%d %d", *p.Quota, period)); err != nil {
 				return err
 			}
-		}
-		if p.Cpus != "" {
-			if err := c.write("cpuset", "cpuset.cpus", p.Cpus); err != nil {
-				return err
-			}
-		}
-		if p.Mems != "" {
-			if err := c.write("cpuset", "cpuset.mems", p.Mems); err != nil {
-				return err
-			}
-		}
-	}
-	if r.Pids != nil && r.Pids.Limit != nil {
-		if err := c.write("pids", "pids.max", maxOr(*r.Pids.Limit)); err != nil {
-			return err
 		}
 	}
 	if b := r.BlockIO; b != nil && b.Weight != nil && *b.Weight > 0 {
