@@ -25,6 +25,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == oci.InitArg {
 		oci.InitMain()
 	}
+	if len(os.Args) > 1 && os.Args[1] == oci.ExecArg {
+		oci.ExecMain() // inside a container already: see package oci/nsenter
+	}
 	if len(os.Args) > 2 {
 		switch os.Args[1] {
 		case engine.MonitorArg:

@@ -15,6 +15,11 @@
 #   crun    same bundle, if crun is installed and works here
 #   podman  podman run --rm --network none <busybox imported> true, if installed
 #
+# Then the same for exec into a running container (`sleep` as its command):
+#   berth   berth exec CTR true
+#   runc    runc exec CTR true, on a `runc run -d` of the bundle (args sleep)
+#   podman  podman exec CTR true, if installed (through runc as above)
+#
 # Needs root, runc, busybox-static. Prints medians (ms) and ratios.
 set -euo pipefail
 
@@ -42,7 +47,11 @@ cleanup() {
 	if [ -n "${BERTH_ROOT:-}" ]; then
 		for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
 	fi
+	if [ -n "${RUNC_EXEC_STARTED:-}" ]; then
+		runc --root "$RUNC_ROOT" delete -f berth-bench-exec >/dev/null 2>&1
+	fi
 	if command -v podman >/dev/null 2>&1 && [ -n "${PODMAN_IMPORTED:-}" ]; then
+		podman rm -f -t 0 berth-bench-exec >/dev/null 2>&1
 		podman rmi -f berth-bench-busybox >/dev/null 2>&1
 	fi
 	# Anything still mounted under the temp dir (the store's overlay home
@@ -150,4 +159,55 @@ for other in runc crun podman; do
 	[ -s "$f" ] || continue
 	awk -v b="$b" -v o="$(cat "$f")" -v n="$other" \
 		'BEGIN { printf "  berth/%-7s %.2fx  (%.2f ms vs %.2f ms)\n", n, b / o, b, o }'
+done
+
+# ---------------------------------------------------------------------------
+# exec into a running container: one long-running container per engine,
+# `exec CTR true` timed the same way (interleaved, medians).
+echo "== exec timing (N=$N rounds, warmup=$WARMUP, interleaved)"
+"$BERTH" run -d --name bench-exec --network none busybox sleep 1000000 >/dev/null
+EXEC_BUNDLE=$TMP/exec-bundle
+mkdir -p "$EXEC_BUNDLE"
+sed -e '/"args": \[/,/\]/ s/"true"/"sleep", "1000000"/' \
+	-e "s|\"path\": \"rootfs\"|\"path\": \"$BUNDLE/rootfs\"|" \
+	"$BUNDLE/config.json" >"$EXEC_BUNDLE/config.json"
+grep -q '"1000000"' "$EXEC_BUNDLE/config.json"
+runc --root "$RUNC_ROOT" run -d --bundle "$EXEC_BUNDLE" berth-bench-exec </dev/null >/dev/null 2>&1
+RUNC_EXEC_STARTED=1
+enames=(berth runc)
+ecmds=("$BERTH exec bench-exec true"
+	"runc --root $RUNC_ROOT exec berth-bench-exec true")
+if [ -n "${PODMAN_IMPORTED:-}" ]; then
+	if podman $podman_runtime run -d --name berth-bench-exec --pull=never --ulimit nofile=1024:1024 \
+		--ulimit nproc=1024:1024 --network none localhost/berth-bench-busybox sleep 1000000 >/dev/null 2>&1; then
+		enames+=(podman)
+		ecmds+=("podman $podman_runtime exec berth-bench-exec true")
+	else
+		echo "  podman   exec skipped: podman run -d failed"
+	fi
+fi
+for k in "${!enames[@]}"; do : >"$TMP/exec-${enames[$k]}.times"; done
+for ((i = -WARMUP; i < N; i++)); do
+	for k in "${!enames[@]}"; do
+		t0=${EPOCHREALTIME/./}
+		if ! bash -c "${ecmds[$k]}" >/dev/null 2>&1 </dev/null; then
+			echo "${enames[$k]}: exec failed: ${ecmds[$k]}" >&2
+			exit 1
+		fi
+		t1=${EPOCHREALTIME/./}
+		((i < 0)) || echo $((t1 - t0)) >>"$TMP/exec-${enames[$k]}.times"
+	done
+done
+for name in "${enames[@]}"; do
+	sort -n "$TMP/exec-$name.times" | awk '{ a[NR] = $1 } END {
+		m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+		printf "%.2f\n", m / 1000 }' >"$TMP/exec-$name.median"
+	printf '  %-8s exec median %8s ms  (%s runs)\n' "$name" "$(cat "$TMP/exec-$name.median")" "$N"
+done
+b=$(cat "$TMP/exec-berth.median")
+for other in runc podman; do
+	f=$TMP/exec-$other.median
+	[ -s "$f" ] || continue
+	awk -v b="$b" -v o="$(cat "$f")" -v n="$other" \
+		'BEGIN { printf "  exec berth/%-7s %.2fx  (%.2f ms vs %.2f ms)\n", n, b / o, b, o }'
 done

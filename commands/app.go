@@ -58,7 +58,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			killCommand(), rmCommand(), waitCommand(), renameCommand(), psCommand(),
 			logsCommand(), inspectCommand(), imagesCommand(), importCommand(), loadCommand(),
 			versionCommand(), infoCommand(), attachCommand(),
-			pauseCommand(), unpauseCommand(), topCommand(), statsCommand(), portCommand(), updateCommand(),
+			pauseCommand(), unpauseCommand(), topCommand(), statsCommand(), portCommand(), updateCommand(), execCommand(),
 			cpCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
