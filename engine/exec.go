@@ -86,6 +86,9 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 		ec.Rows, ec.Cols = 24, 80 // the caller has no terminal
 	}
 	spec := oci.ExecSpec(base, ec)
+	if err := oci.PrecompileSeccomp(spec, e.seccompCache()); err != nil {
+		return 125, err
+	}
 	exe, err := oci.SealedExe(e.cfg.RunRoot)
 	if err != nil {
 		return 125, err

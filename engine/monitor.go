@@ -113,6 +113,9 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	if err != nil {
 		return 125, nil, nil, err
 	}
+	if err := oci.PrecompileSeccomp(spec, e.seccompCache()); err != nil {
+		return 125, nil, nil, err
+	}
 	if err := l.cg.SetResources(spec.Linux.Resources); err != nil {
 		return 125, nil, nil, fmt.Errorf("applying resource limits: %w", err)
 	}
@@ -393,3 +396,7 @@ func withHostname(env []string, hostname string) []string {
 	}
 	return append([]string{"HOSTNAME=" + hostname}, env...)
 }
+
+// seccompCache is where compiled seccomp filters are kept (a cache: the
+// run root is cleared at boot).
+func (e *Engine) seccompCache() string { return filepath.Join(e.cfg.RunRoot, "seccomp") }

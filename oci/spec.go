@@ -24,6 +24,9 @@ const (
 	// AnnotationSeccomp holds the seccomp profile: empty for Docker's
 	// default, SeccompUnconfined, or a profile in Docker's JSON format.
 	AnnotationSeccomp = "io.berth.seccomp"
+	// AnnotationSeccompFilter carries the compiled filter (base64, see
+	// PrecompileSeccomp) to the init child; it is not kept in config.json.
+	AnnotationSeccompFilter = "io.berth.seccomp.filter"
 	// SeccompUnconfined turns seccomp off.
 	SeccompUnconfined = "unconfined"
 	// AnnotationGroupAdd holds --group-add values (names or ids, comma
@@ -178,8 +181,13 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// WriteSpec stores a spec as JSON at path, atomically.
+// WriteSpec stores a spec as JSON at path, atomically, without the
+// compiled seccomp filter it may carry.
 func WriteSpec(path string, s *specs.Spec, write func(string, []byte, os.FileMode) error) error {
+	if filter, ok := s.Annotations[AnnotationSeccompFilter]; ok {
+		delete(s.Annotations, AnnotationSeccompFilter)
+		defer func() { s.Annotations[AnnotationSeccompFilter] = filter }()
+	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding runtime spec: %w", err)

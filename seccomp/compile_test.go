@@ -470,3 +470,27 @@ func TestProfileErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestFilterBytesRoundTrip(t *testing.T) {
+	f, err := Compile(Default(), Options{Capabilities: []string{"CAP_CHOWN", "CAP_KILL"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := FilterFromBytes(f.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.flags != f.flags || len(g.prog) != len(f.prog) {
+		t.Fatalf("round trip changed the filter: %d/%d instructions, flags %x/%x", len(g.prog), len(f.prog), g.flags, f.flags)
+	}
+	for i := range f.prog {
+		if f.prog[i] != g.prog[i] {
+			t.Fatalf("instruction %d differs: %+v vs %+v", i, f.prog[i], g.prog[i])
+		}
+	}
+	for _, bad := range [][]byte{nil, make([]byte, 12), make([]byte, 8)} {
+		if _, err := FilterFromBytes(bad); err == nil {
+			t.Errorf("FilterFromBytes(%d bytes) accepted", len(bad))
+		}
+	}
+}
