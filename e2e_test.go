@@ -52,8 +52,16 @@
 //
 // Commands run by berth/exitcode/capture/waitfor/within get the scenario's
 // environment variables WORK PATH HOME TMPDIR BERTH_ROOT BERTH_RUNROOT
-// BUSYBOX_TAR BERTH_BIN plus those named in $E2E_PASSENV (space separated);
-// their stdin is empty. Use exec for stdin or other variables.
+// BUSYBOX_TAR BERTH_BIN REGISTRY AUTH_REGISTRY REGISTRY_AUTH_FILE
+// BERTH_REGISTRY_LOOPBACK_ONLY plus those named in $E2E_PASSENV (space
+// separated); their stdin is empty. Use exec for stdin or other variables.
+//
+// Registries: TestMain starts two instances of Debian's docker-registry
+// (needs docker-registry and apache2-utils) on free 127.0.0.1 ports, shared
+// by all scenarios: $REGISTRY (open) and $AUTH_REGISTRY (htpasswd, user
+// "user", password "pass"). Scenarios get REGISTRY_AUTH_FILE=$WORK/auth.json
+// and BERTH_REGISTRY_LOOPBACK_ONLY=1, so berth refuses any registry host
+// that is not loopback: no scenario can reach docker.io.
 package main_test
 
 import (
@@ -61,6 +69,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,7 +142,90 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: building the busybox image (needs busybox-static): %v\n", err)
 		return 1
 	}
+
+	// Two local registries shared by all scenarios: $REGISTRY (open) and
+	// $AUTH_REGISTRY (htpasswd: user / pass). Only 127.0.0.1 is ever used.
+	stopRegistry, err := startRegistry(filepath.Join(tmp, "registry"), false, &registryAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: starting docker-registry (apt-get install docker-registry apache2-utils): %v\n", err)
+		return 1
+	}
+	defer stopRegistry()
+	stopAuthRegistry, err := startRegistry(filepath.Join(tmp, "auth-registry"), true, &authRegistryAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: starting docker-registry with htpasswd auth: %v\n", err)
+		return 1
+	}
+	defer stopAuthRegistry()
 	return m.Run()
+}
+
+var (
+	registryAddr     string // 127.0.0.1:PORT of the open test registry
+	authRegistryAddr string // 127.0.0.1:PORT of the registry that wants user/pass
+)
+
+// startRegistry runs Debian's docker-registry on a free loopback port with
+// its storage under dir, optionally with htpasswd (bcrypt) auth for
+// user/pass. Its log is dir/registry.log (one line per request).
+func startRegistry(dir string, auth bool, addr *string) (stop func(), err error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	*addr = l.Addr().String()
+	l.Close()
+	config := fmt.Sprintf("version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n  secret: berth-e2e\n",
+		filepath.Join(dir, "data"), *addr)
+	if auth {
+		out, err := exec.Command("htpasswd", "-Bbn", "user", "pass").Output()
+		if err != nil {
+			return nil, fmt.Errorf("htpasswd: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "htpasswd"), out, 0o644); err != nil {
+			return nil, err
+		}
+		config += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-e2e\n    path: %s\n", filepath.Join(dir, "htpasswd"))
+	}
+	configPath := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(configPath, []byte(config), 0o644); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(filepath.Join(dir, "registry.log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("docker-registry", "serve", configPath)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	stop = func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		logFile.Close()
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + *addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+				return stop, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			stop()
+			log, _ := os.ReadFile(logFile.Name())
+			return nil, fmt.Errorf("registry on %s did not come up: %v\n%s", *addr, err, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // scriptT adapts *testing.T to testscript.T; Parallel is a no-op unless
@@ -228,6 +321,10 @@ func setupScenario(env *testscript.Env) error {
 	env.Setenv("BERTH_RUNROOT", filepath.Join(work, "run"))
 	env.Setenv("BUSYBOX_TAR", busyboxTar)
 	env.Setenv("BERTH_BIN", berthBin)
+	env.Setenv("REGISTRY", registryAddr)
+	env.Setenv("AUTH_REGISTRY", authRegistryAddr)
+	env.Setenv("REGISTRY_AUTH_FILE", filepath.Join(work, "auth.json"))
+	env.Setenv("BERTH_REGISTRY_LOOPBACK_ONLY", "1") // nothing may reach docker.io
 
 	// Registered before the import so it runs even if the import fails.
 	env.Defer(func() { teardown(env, s) })
@@ -338,7 +435,8 @@ func (r result) describe() string {
 	}
 }
 
-var passenvDefault = []string{"WORK", "PATH", "HOME", "TMPDIR", "BERTH_ROOT", "BERTH_RUNROOT", "BUSYBOX_TAR", "BERTH_BIN"}
+var passenvDefault = []string{"WORK", "PATH", "HOME", "TMPDIR", "BERTH_ROOT", "BERTH_RUNROOT", "BUSYBOX_TAR", "BERTH_BIN",
+	"REGISTRY", "AUTH_REGISTRY", "REGISTRY_AUTH_FILE", "BERTH_REGISTRY_LOOPBACK_ONLY"}
 
 func envList(getenv func(string) string, extra string) []string {
 	var out []string

@@ -25,6 +25,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 N=${1:-${N:-50}}
+[ "$N" = registry ] && N=${N_RUNS:-50}
 WARMUP=${WARMUP:-3}
 BERTH=${BERTH:-bin/berth}
 export PATH=/usr/local/go/bin:$PATH
@@ -44,6 +45,7 @@ RUNC_ROOT=$TMP/runc-state
 CRUN_ROOT=$TMP/crun-state
 cleanup() {
 	set +e
+	[ -n "${REGISTRY_PID:-}" ] && kill "$REGISTRY_PID" 2>/dev/null
 	if [ -n "${BERTH_ROOT:-}" ]; then
 		for id in $("$BERTH" ps -aq 2>/dev/null); do "$BERTH" rm -f "$id" >/dev/null 2>&1; done
 	fi
@@ -56,10 +58,110 @@ cleanup() {
 	fi
 	# Anything still mounted under the temp dir (the store's overlay home
 	# if berth left it), deepest first.
-	grep -o " $TMP[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done
+	grep -o " $TMP[^ ]*" /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
+
+# ---------------------------------------------------------------------------
+# push and pull against a local docker-registry (127.0.0.1 only): an image
+# of three 30 MB layers of random data (incompressible: gzip works hard),
+# berth vs podman vs skopeo. Each operation starts from an empty registry
+# and an empty destination store; R rounds (default 3), medians.
+# `bash bench/run.sh registry` runs only this part.
+registry_bench() {
+	local R=${R:-3} MB=${LAYER_MB:-30}
+	export BERTH_REGISTRY_LOOPBACK_ONLY=1 # berth refuses any non-loopback registry
+	if ! command -v docker-registry >/dev/null; then
+		echo "== push/pull skipped: docker-registry is not installed"
+		return
+	fi
+	echo "== push/pull: 3 layers x ${MB} MB random, local docker-registry, $R rounds, medians"
+	local d=$TMP/reg port
+	mkdir -p "$d/img"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n  secret: bench\n' \
+		"$d/data" "$port" >"$d/config.yml"
+	docker-registry serve "$d/config.yml" >"$d/registry.log" 2>&1 &
+	REGISTRY_PID=$!
+	local reg=127.0.0.1:$port
+	for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
+
+	# A docker-archive with three layers, loaded into each engine's store.
+	local diffs="" layers="" i
+	for i in 1 2 3; do
+		mkdir -p "$d/l$i"
+		head -c $((MB << 20)) /dev/urandom >"$d/l$i/data$i"
+		tar -C "$d/l$i" -cf "$d/img/layer$i.tar" "data$i"
+		diffs="$diffs${diffs:+,}\"sha256:$(sha256sum "$d/img/layer$i.tar" | cut -d' ' -f1)\""
+		layers="$layers${layers:+,}\"layer$i.tar\""
+	done
+	printf '{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":[%s]}}' "$diffs" >"$d/img/config.json"
+	printf '[{"Config":"config.json","RepoTags":["bench/img:1"],"Layers":[%s]}]' "$layers" >"$d/img/manifest.json"
+	tar -C "$d/img" -cf "$d/image.tar" .
+	local total=$((3 * MB))
+
+	local src_root=$d/berth-src pod="podman --root $d/podman-src --runroot $d/podman-src-run --storage-driver overlay"
+	"$BERTH" --root "$src_root" --runroot "$src_root-run" load -i "$d/image.tar" >/dev/null
+	local engines=(berth)
+	if command -v podman >/dev/null && $pod load -i "$d/image.tar" >/dev/null 2>&1; then engines+=(podman); fi
+	if command -v skopeo >/dev/null; then engines+=(skopeo); fi
+
+	local op e r t0 t1 dst
+	for op in push pull; do
+		for e in "${engines[@]}"; do : >"$d/$op-$e.times"; done
+	done
+	for ((r = 0; r < R; r++)); do
+		for e in "${engines[@]}"; do
+			# push: empty registry first.
+			rm -rf "$d/data"
+			t0=${EPOCHREALTIME/./}
+			case $e in
+			berth) "$BERTH" --root "$src_root" --runroot "$src_root-run" push -q bench/img:1 "$reg/bench/img:1" >/dev/null ;;
+			podman) $pod push -q --tls-verify=false localhost/bench/img:1 "$reg/bench/img:1" >/dev/null 2>&1 ;;
+			skopeo) skopeo copy -q --dest-tls-verify=false "docker-archive:$d/image.tar" "docker://$reg/bench/img:1" >/dev/null ;;
+			esac
+			t1=${EPOCHREALTIME/./}
+			echo $((t1 - t0)) >>"$d/push-$e.times"
+			# pull what was just pushed into an empty store.
+			dst=$d/dst-$e-$r
+			t0=${EPOCHREALTIME/./}
+			case $e in
+			berth) "$BERTH" --root "$dst" --runroot "$dst-run" pull -q "$reg/bench/img:1" >/dev/null ;;
+			podman) podman --root "$dst" --runroot "$dst-run" --storage-driver overlay pull -q --tls-verify=false "$reg/bench/img:1" >/dev/null 2>&1 ;;
+			skopeo) skopeo copy -q --src-tls-verify=false "docker://$reg/bench/img:1" "containers-storage:[overlay@$dst+$dst-run]bench/img:1" >/dev/null ;;
+			esac
+			t1=${EPOCHREALTIME/./}
+			echo $((t1 - t0)) >>"$d/pull-$e.times"
+			case $e in
+			berth) "$BERTH" --root "$dst" --runroot "$dst-run" rmi -f "$reg/bench/img:1" >/dev/null 2>&1 || true ;;
+			podman) podman --root "$dst" --runroot "$dst-run" --storage-driver overlay rmi -af >/dev/null 2>&1 || true ;;
+			esac
+			{ grep -o " $dst[^ ]*" /proc/self/mountinfo || true; } | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+			rm -rf "$dst" "$dst-run"
+		done
+	done
+	kill "$REGISTRY_PID" 2>/dev/null || true
+	wait "$REGISTRY_PID" 2>/dev/null || true
+	REGISTRY_PID=
+	for op in push pull; do
+		for e in "${engines[@]}"; do
+			sort -n "$d/$op-$e.times" | awk -v e="$e" -v op="$op" -v mb="$total" '{ a[NR] = $1 } END {
+				m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
+				printf "  %-6s %s %8.2f s  %7.1f MB/s\n", e, op, m / 1e6, mb / (m / 1e6) }' | tee "$d/$op-$e.line"
+			awk '{print $3}' "$d/$op-$e.line" >"$d/$op-$e.median"
+		done
+		for e in podman skopeo; do
+			[ -s "$d/$op-$e.median" ] || continue
+			awk -v b="$(cat "$d/$op-berth.median")" -v o="$(cat "$d/$op-$e.median")" -v e="$e" -v op="$op" \
+				'BEGIN { printf "  %s berth/%-7s %.2fx  (%.2f s vs %.2f s)\n", op, e, b / o, b, o }'
+		done
+	done
+}
+if [ "${1:-}" = registry ]; then
+	registry_bench
+	exit 0
+fi
 
 echo "== preparing busybox image and OCI bundle in $TMP"
 sh testdata/mkbusybox.sh "$TMP/busybox.tar" 2>/dev/null
@@ -211,3 +313,5 @@ for other in runc podman; do
 	awk -v b="$b" -v o="$(cat "$f")" -v n="$other" \
 		'BEGIN { printf "  exec berth/%-7s %.2fx  (%.2f ms vs %.2f ms)\n", n, b / o, b, o }'
 done
+
+registry_bench

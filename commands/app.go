@@ -60,6 +60,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			versionCommand(), infoCommand(), attachCommand(),
 			pauseCommand(), unpauseCommand(), topCommand(), statsCommand(), portCommand(), updateCommand(), execCommand(),
 			cpCommand(),
+			pullCommand(), pushCommand(), loginCommand(), logoutCommand(), searchCommand(),
+			tagCommand(), rmiCommand(), saveCommand(), exportCommand(), imageCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "Error: unknown command %q for \"berth\"\n", name)
@@ -143,6 +145,15 @@ func reorderArgs(app *cli.App, args []string) []string {
 	cmd := app.Command(args[i])
 	if cmd == nil || notInterspersed[cmd.Name] {
 		return args
+	}
+	// A command group ("image ls"): reorder the subcommand's arguments.
+	for len(cmd.Subcommands) > 0 && i+1 < len(args) {
+		sub := cmd.Command(args[i+1])
+		if sub == nil {
+			break
+		}
+		cmd = sub
+		i++
 	}
 	var flags, positional []string
 	rest := args[i+1:]

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -16,9 +15,12 @@ import (
 
 const imagesDefaultFormat = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 
+const imagesDigestsFormat = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+
 var imagesHeaders = map[string]string{
 	"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
 	"CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+	"Containers": "CONTAINERS", "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE",
 }
 
 func imagesCommand() *cli.Command {
@@ -27,43 +29,46 @@ func imagesCommand() *cli.Command {
 		Usage:     "list images",
 		ArgsUsage: "[REPOSITORY[:TAG]]",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "show all images"},
+			&cli.BoolFlag{Name: "all", Aliases: []string{"a"}, Usage: "show all images (berth has no intermediate images)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "only show image IDs"},
+			&cli.BoolFlag{Name: "digests", Usage: "show digests"},
 			&cli.BoolFlag{Name: "no-trunc", Usage: "don't truncate output"},
 			&cli.StringFlag{Name: "format", Usage: "format output using a Go template"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (dangling, reference, label, before, since, until)"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.NArg() > 1 {
+				return usagef("%q requires at most 1 argument\nUsage: berth images [OPTIONS] [REPOSITORY[:TAG]]", c.Command.Name)
+			}
+			filters, err := parseFilters(c.StringSlice("filter"))
+			if err != nil {
+				return err
+			}
+			if want := c.Args().First(); want != "" {
+				filters["reference"] = append(filters["reference"], want)
+			}
 			return withEngine(c, func(e *engine.Engine) error {
-				imgs, err := e.ImageList(c.Context)
+				imgs, err := e.ListImages(c.Context, engine.ImageListOptions{All: c.Bool("all"), Filters: filters})
 				if err != nil {
 					return err
 				}
-				sort.Slice(imgs, func(i, j int) bool { return imgs[i].Created.After(imgs[j].Created) })
 				var rows []any
-				seen := map[string]bool{}
-				for _, img := range imgs {
-					names := img.Names
-					if len(names) == 0 {
-						names = []string{""}
+				for i := range imgs {
+					tags := imgs[i].Tags
+					if len(tags) == 0 {
+						tags = []string{""}
 					}
-					for _, n := range names {
-						row := &imageRow{img: img, name: storage.FamiliarName(n), noTrunc: c.Bool("no-trunc")}
-						if want := c.Args().First(); want != "" && !row.matches(want) {
-							continue
-						}
-						if c.Bool("quiet") {
-							if seen[img.ID] {
-								continue
-							}
-							seen[img.ID] = true
-						}
-						rows = append(rows, row)
+					for _, n := range tags {
+						rows = append(rows, &imageRow{img: &imgs[i], name: storage.FamiliarName(n), noTrunc: c.Bool("no-trunc")})
 					}
 				}
 				format := c.String("format")
-				if c.Bool("quiet") {
+				switch {
+				case c.Bool("quiet"):
 					format = "{{.ID}}"
-				} else if format == "" {
+				case format == "" && c.Bool("digests"):
+					format = imagesDigestsFormat
+				case format == "":
 					format = imagesDefaultFormat
 				}
 				return writeFormatted(c.App.Writer, format, rows, imagesHeaders)
@@ -74,7 +79,7 @@ func imagesCommand() *cli.Command {
 
 // imageRow gives one name of an image docker images' field names.
 type imageRow struct {
-	img     *storage.Image
+	img     *engine.ImageSummary
 	name    string // familiar name with tag, or "" for a dangling image
 	noTrunc bool
 }
@@ -113,16 +118,11 @@ func (r *imageRow) CreatedSince() string { return humanDuration(time.Since(r.img
 func (r *imageRow) CreatedAt() string {
 	return r.img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST")
 }
-func (r *imageRow) Size() string { return humanSize(r.img.Size) }
-
-func (r *imageRow) matches(want string) bool {
-	repo, tag := splitTag(r.name)
-	if strings.Contains(want, ":") {
-		return r.name == want
-	}
-	_ = tag
-	return repo == want
-}
+func (r *imageRow) Size() string        { return humanSize(r.img.Size) }
+func (r *imageRow) VirtualSize() string { return humanSize(r.img.Size) }
+func (r *imageRow) SharedSize() string  { return "N/A" }
+func (r *imageRow) UniqueSize() string  { return "N/A" }
+func (r *imageRow) Containers() string  { return fmt.Sprint(r.img.Containers) }
 
 // splitTag splits "repo:tag" (the registry's port is not a tag).
 func splitTag(name string) (repo, tag string) {
@@ -150,8 +150,16 @@ func importCommand() *cli.Command {
 			src := c.Args().Get(0)
 			var r io.Reader = os.Stdin
 			if src != "-" {
-				if strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") {
-					return usagef("importing from a URL is not supported yet: %s", src)
+				if isURL(src) {
+					return withEngine(c, func(e *engine.Engine) error {
+						o := engine.ImportOptions{Ref: c.Args().Get(1), Changes: c.StringSlice("change"), Message: c.String("message")}
+						img, err := e.ImportURL(c.Context, src, o)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintln(c.App.Writer, "sha256:"+img.ID)
+						return nil
+					})
 				}
 				f, err := os.Open(src)
 				if err != nil {
@@ -182,17 +190,20 @@ func loadCommand() *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "suppress the load output"},
 		},
 		Action: func(c *cli.Context) error {
-			var r io.Reader = os.Stdin
-			if in := c.String("input"); in != "" {
-				f, err := os.Open(in)
-				if err != nil {
+			in := c.String("input")
+			if in != "" {
+				if _, err := os.Stat(in); err != nil {
 					return usagef("load: %v", err)
 				}
-				defer f.Close()
-				r = f
 			}
 			return withEngine(c, func(e *engine.Engine) error {
-				refs, err := e.Load(c.Context, r)
+				var refs []string
+				var err error
+				if in != "" {
+					refs, err = e.LoadPath(c.Context, in) // an archive or an OCI layout directory
+				} else {
+					refs, err = e.Load(c.Context, os.Stdin)
+				}
 				if err != nil {
 					return err
 				}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -22,7 +21,7 @@ type CreateOptions struct {
 	Name       string
 	Config     *container.Config
 	HostConfig *container.HostConfig
-	Pull       string // "never" for now; "missing" and "always" come with registries
+	Pull       string // "missing", "always", or "never" ("" is never)
 
 	id string // set by Run when it forked the init child before creating
 }
@@ -47,11 +46,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err != nil {
 		return nil, err
 	}
-	img, err := images.LookupImage(o.Config.Image)
+	img, err := e.imageForCreate(ctx, images, o.Config.Image, o.Pull) // engine/registry.go
 	if err != nil {
-		if errors.Is(err, storage.ErrImageNotFound) && o.Pull != "never" && o.Pull != "" {
-			return nil, fmt.Errorf("%w (pulling from registries is not available yet)", err)
-		}
 		return nil, err
 	}
 	rec, err := newRecord(o, img)
