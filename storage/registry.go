@@ -346,7 +346,15 @@ func (f *authConfigFile) lookup(registry, repository string) (authEntry, bool) {
 			}
 		}
 	}
+	if e, ok := f.Auths[registry]; ok && e.hasCredentials() {
+		return e, true
+	}
 	for key, e := range f.Auths {
+		// A key without a scheme but with a path is podman's entry for one
+		// repository (handled above), never the registry's own.
+		if !strings.Contains(key, "://") && strings.Contains(key, "/") {
+			continue
+		}
 		if canonicalRegistry(key) == registry && e.hasCredentials() {
 			return e, true
 		}
