@@ -52,7 +52,7 @@
 //
 // Commands run by berth/exitcode/capture/waitfor/within get the scenario's
 // environment variables WORK PATH HOME TMPDIR BERTH_ROOT BERTH_RUNROOT
-// BUSYBOX_TAR BERTH_BIN REGISTRY AUTH_REGISTRY REGISTRY_AUTH_FILE
+// BUSYBOX_TAR BERTH_BIN REGISTRY REGISTRY_DATA AUTH_REGISTRY REGISTRY_AUTH_FILE
 // BERTH_REGISTRY_LOOPBACK_ONLY plus those named in $E2E_PASSENV (space
 // separated); their stdin is empty. Use exec for stdin or other variables.
 //
@@ -145,6 +145,7 @@ func testMain(m *testing.M) int {
 
 	// Two local registries shared by all scenarios: $REGISTRY (open) and
 	// $AUTH_REGISTRY (htpasswd: user / pass). Only 127.0.0.1 is ever used.
+	registryData = filepath.Join(tmp, "registry", "data")
 	stopRegistry, err := startRegistry(filepath.Join(tmp, "registry"), false, &registryAddr)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: starting docker-registry (apt-get install docker-registry apache2-utils): %v\n", err)
@@ -162,6 +163,7 @@ func testMain(m *testing.M) int {
 
 var (
 	registryAddr     string // 127.0.0.1:PORT of the open test registry
+	registryData     string // its storage directory (for scenarios that corrupt a blob)
 	authRegistryAddr string // 127.0.0.1:PORT of the registry that wants user/pass
 )
 
@@ -322,6 +324,7 @@ func setupScenario(env *testscript.Env) error {
 	env.Setenv("BUSYBOX_TAR", busyboxTar)
 	env.Setenv("BERTH_BIN", berthBin)
 	env.Setenv("REGISTRY", registryAddr)
+	env.Setenv("REGISTRY_DATA", registryData)
 	env.Setenv("AUTH_REGISTRY", authRegistryAddr)
 	env.Setenv("REGISTRY_AUTH_FILE", filepath.Join(work, "auth.json"))
 	env.Setenv("BERTH_REGISTRY_LOOPBACK_ONLY", "1") // nothing may reach docker.io
@@ -436,7 +439,7 @@ func (r result) describe() string {
 }
 
 var passenvDefault = []string{"WORK", "PATH", "HOME", "TMPDIR", "BERTH_ROOT", "BERTH_RUNROOT", "BUSYBOX_TAR", "BERTH_BIN",
-	"REGISTRY", "AUTH_REGISTRY", "REGISTRY_AUTH_FILE", "BERTH_REGISTRY_LOOPBACK_ONLY"}
+	"REGISTRY", "REGISTRY_DATA", "AUTH_REGISTRY", "REGISTRY_AUTH_FILE", "BERTH_REGISTRY_LOOPBACK_ONLY"}
 
 func envList(getenv func(string) string, extra string) []string {
 	var out []string
