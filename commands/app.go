@@ -62,6 +62,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			cpCommand(),
 			pullCommand(), pushCommand(), loginCommand(), logoutCommand(), searchCommand(),
 			tagCommand(), rmiCommand(), saveCommand(), exportCommand(), imageCommand(),
+			commitCommand(), diffCommand(), historyCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "Error: unknown command %q for \"berth\"\n", name)

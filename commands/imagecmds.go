@@ -286,6 +286,7 @@ func imageCommand() *cli.Command {
 			saveCommand(),
 			loadCommand(),
 			importCommand(),
+			historyCommand(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
