@@ -426,21 +426,7 @@ func execInContainer(sync *os.File) (int, error) {
 	if err := dropBoundingSet(&spec); err != nil {
 		return 125, err
 	}
-	limitToUser(&spec, cred)
-	if err := CloseOnExecAll(); err != nil {
-		return 125, err
-	}
-	if err := loadSeccomp(&spec); err != nil {
-		return 125, err
-	}
-	if err := setCredentials(cred); err != nil {
-		return 125, err
-	}
-	if err := applyProcessSecurity(&spec); err != nil {
-		return 125, err
-	}
-	err = unix.Exec(path, spec.Process.Args, env)
-	return execErrorCode(err), fmt.Errorf("exec: %q: %w", spec.Process.Args[0], err)
+	return confineAndExec(&spec, cred, path, env)
 }
 
 // openExecTerminal gives the process a terminal of the container's own

@@ -122,21 +122,7 @@ func initContainer(sync *os.File, lateMounts bool) (int, error) {
 		// switch to its user drops them as below.
 		return runTinyInit(&spec, path, env, cred, sync)
 	}
-	limitToUser(&spec, cred)
-	if err := CloseOnExecAll(); err != nil {
-		return 125, err
-	}
-	if err := loadSeccomp(&spec); err != nil {
-		return 125, err
-	}
-	if err := setCredentials(cred); err != nil {
-		return 125, err
-	}
-	if err := applyProcessSecurity(&spec); err != nil {
-		return 125, err
-	}
-	err = unix.Exec(path, spec.Process.Args, env)
-	return execErrorCode(err), fmt.Errorf("exec: %q: %w", spec.Process.Args[0], err)
+	return confineAndExec(&spec, cred, path, env)
 }
 
 func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {

@@ -233,3 +233,26 @@ func readonlyPaths(paths []string) error {
 	}
 	return nil
 }
+
+// confineAndExec ends the init child and exec alike: the user's
+// capabilities, no stray descriptors, the seccomp filter (loaded while
+// berth still has CAP_SYS_ADMIN), the switch to the container's user, the
+// final capability sets, then execve. It returns only on failure, with the
+// exit code the user should see.
+func confineAndExec(spec *specs.Spec, cred *credential, path string, env []string) (int, error) {
+	limitToUser(spec, cred)
+	if err := CloseOnExecAll(); err != nil {
+		return 125, err
+	}
+	if err := loadSeccomp(spec); err != nil {
+		return 125, err
+	}
+	if err := setCredentials(cred); err != nil {
+		return 125, err
+	}
+	if err := applyProcessSecurity(spec); err != nil {
+		return 125, err
+	}
+	err := unix.Exec(path, spec.Process.Args, env)
+	return execErrorCode(err), fmt.Errorf("exec: %q: %w", spec.Process.Args[0], err)
+}
