@@ -286,6 +286,7 @@ func imageCommand() *cli.Command {
 			saveCommand(),
 			loadCommand(),
 			importCommand(),
+			buildCommand(),
 			historyCommand(),
 		},
 		Action: func(c *cli.Context) error {
