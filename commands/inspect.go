@@ -132,6 +132,12 @@ func imageInspect(img *storage.Image) *image.InspectResponse {
 		},
 		DockerOCIImageConfigExt: dockerspec.DockerOCIImageConfigExt{OnBuild: c.OnBuild, Shell: c.Shell},
 	}
+	if h := c.Healthcheck; h != nil {
+		resp.Config.Healthcheck = &dockerspec.HealthcheckConfig{
+			Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries,
+		}
+	}
 	return resp
 }
 
