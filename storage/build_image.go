@@ -135,18 +135,7 @@ func (s *Store) buildImage(ctx context.Context, o BuildImageOptions, containerID
 	h.Created = v1.Time{Time: created}
 	h.EmptyLayer = emptyLayer
 	configFile.History = append(configFile.History, h)
-	configBytes, err := json.Marshal(configFile)
-	if err != nil {
-		return nil, fmt.Errorf("encoding image config: %w", err)
-	}
-	imageID, isNew, err := s.createImage(newImage{config: configBytes, topLayer: topLayer, created: created})
-	if err != nil {
-		return nil, err
-	}
-	if isNew {
-		rollback.images = append(rollback.images, imageID)
-	}
-	image, err := s.LookupImage(imageID)
+	image, err := s.storeImage(&rollback, &configFile, topLayer, created, "")
 	if err != nil {
 		return nil, err
 	}

@@ -241,23 +241,7 @@ func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions)
 		Comment:    o.Message,
 		EmptyLayer: emptyLayer,
 	})
-	configBytes, err := json.Marshal(configFile)
-	if err != nil {
-		return nil, fmt.Errorf("encoding image config: %w", err)
-	}
-	imageID, isNew, err := s.createImage(newImage{config: configBytes, topLayer: topLayer, created: created})
-	if err != nil {
-		return nil, err
-	}
-	if isNew {
-		rollback.images = append(rollback.images, imageID)
-	}
-	if fullName != "" {
-		if err := s.store.AddNames(imageID, []string{fullName}); err != nil {
-			return nil, fmt.Errorf("naming image %s: %w", fullName, err)
-		}
-	}
-	image, err := s.LookupImage(imageID)
+	image, err := s.storeImage(&rollback, &configFile, topLayer, created, fullName)
 	if err != nil {
 		return nil, err
 	}

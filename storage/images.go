@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -284,6 +285,29 @@ func (s *Store) createImage(n newImage) (id string, created bool, err error) {
 }
 
 // imageIDOf returns the image ID for config JSON bytes.
+// storeImage writes an image made of configFile over topLayer, names it
+// fullName if given, and returns it. What it creates is added to rb, which
+// the caller cancels once all went well.
+func (s *Store) storeImage(rb *rollback, configFile *v1.ConfigFile, topLayer string, created time.Time, fullName string) (*Image, error) {
+	configBytes, err := json.Marshal(configFile)
+	if err != nil {
+		return nil, fmt.Errorf("encoding image config: %w", err)
+	}
+	imageID, isNew, err := s.createImage(newImage{config: configBytes, topLayer: topLayer, created: created})
+	if err != nil {
+		return nil, err
+	}
+	if isNew {
+		rb.images = append(rb.images, imageID)
+	}
+	if fullName != "" {
+		if err := s.store.AddNames(imageID, []string{fullName}); err != nil {
+			return nil, fmt.Errorf("naming image %s: %w", fullName, err)
+		}
+	}
+	return s.LookupImage(imageID)
+}
+
 func imageIDOf(config []byte) string {
 	sum := sha256.Sum256(config)
 	return hex.EncodeToString(sum[:])

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,23 +77,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, o ImportOptions) (*Imag
 			Comment:   o.Message,
 		}},
 	}
-	configBytes, err := json.Marshal(configFile)
-	if err != nil {
-		return nil, fmt.Errorf("encoding image config: %w", err)
-	}
-	imageID, created, err := s.createImage(newImage{config: configBytes, topLayer: layerID, created: now})
-	if err != nil {
-		return nil, err
-	}
-	if created {
-		rollback.images = append(rollback.images, imageID)
-	}
-	if fullName != "" {
-		if err := s.store.AddNames(imageID, []string{fullName}); err != nil {
-			return nil, fmt.Errorf("naming image %s: %w", fullName, err)
-		}
-	}
-	image, err := s.LookupImage(imageID)
+	image, err := s.storeImage(&rollback, &configFile, layerID, now, fullName)
 	if err != nil {
 		return nil, err
 	}
