@@ -10,10 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/oci"
@@ -125,7 +123,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 	if proc.Console != nil {
 		eio.attachConsole(proc.Console, o)
 	}
-	stop := eio.forward(proc, o.Streams)
+	stop := forwardSignals(proc.Signal, eio.pty, o.Streams)
 	code, err := proc.Wait()
 	stop()
 	eio.drain(execOutputGrace)
@@ -223,34 +221,6 @@ func (x *execIO) copyOut(r io.Reader, w io.Writer) {
 		defer x.copiers.Done()
 		io.Copy(w, r)
 	}()
-}
-
-// forward passes the caller's signals to the process and its terminal
-// size changes to the pty, until stop is called.
-func (x *execIO) forward(p *oci.ExecProcess, s *Streams) (stop func()) {
-	if s == nil || (s.Signals == nil && s.Resize == nil) {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case sig := <-s.Signals:
-				if sig, ok := sig.(syscall.Signal); ok {
-					p.Signal(sig)
-				}
-			case <-s.Resize:
-				if x.pty != nil && s.TerminalSize != nil {
-					if rows, cols, ok := s.TerminalSize(); ok {
-						pty.Setsize(x.pty, &pty.Winsize{Rows: rows, Cols: cols})
-					}
-				}
-			}
-		}
-	}()
-	return func() { close(done) }
 }
 
 // closeChildSide closes our copies of the process's ends, so the copiers

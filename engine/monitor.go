@@ -153,7 +153,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		proc.Wait()
 		return 125, nil, nil, err
 	}
-	stopForwarding := forwardSignals(proc, streams, io)
+	stopForwarding := forwardSignals(proc.Signal, io.pty, streams)
 	wait = func() int {
 		code, _ := proc.Wait()
 		stopForwarding()
@@ -228,9 +228,10 @@ func (e *Engine) updateState(id string, change func(*state.State)) error {
 	return e.containers.SaveState(id, st)
 }
 
-// forwardSignals passes the caller's signals to the container and its
-// terminal size changes to the pty, until the returned stop is called.
-func forwardSignals(p *oci.Process, streams *Streams, cio *containerIO) (stop func()) {
+// forwardSignals passes the caller's signals on (to a container's pid 1 or
+// an exec'd process) and its terminal size changes to the pty (nil without
+// -t), until the returned stop is called.
+func forwardSignals(signal func(syscall.Signal) error, ptyMaster *os.File, streams *Streams) (stop func()) {
 	if streams == nil || (streams.Signals == nil && streams.Resize == nil) {
 		return func() {}
 	}
@@ -242,12 +243,12 @@ func forwardSignals(p *oci.Process, streams *Streams, cio *containerIO) (stop fu
 				return
 			case sig := <-streams.Signals:
 				if s, ok := sig.(syscall.Signal); ok {
-					p.Signal(s)
+					signal(s)
 				}
 			case <-streams.Resize:
-				if cio.pty != nil && streams.TerminalSize != nil {
+				if ptyMaster != nil && streams.TerminalSize != nil {
 					if rows, cols, ok := streams.TerminalSize(); ok {
-						pty.Setsize(cio.pty, &pty.Winsize{Rows: rows, Cols: cols})
+						pty.Setsize(ptyMaster, &pty.Winsize{Rows: rows, Cols: cols})
 					}
 				}
 			}
