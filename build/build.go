@@ -459,6 +459,15 @@ func (b *builder) runStage(ctx context.Context, s *stage) error {
 
 func (b *builder) createdTime() time.Time { return b.time }
 
+// fileTime is the modification time of files a step makes up (heredocs,
+// downloads without Last-Modified): SOURCE_DATE_EPOCH when set, else now.
+func (b *builder) fileTime() time.Time {
+	if !b.time.IsZero() {
+		return b.time
+	}
+	return time.Now().UTC()
+}
+
 // cacheKey is the key of a step: parent image, instruction after
 // expansion, and whatever else the step depends on.
 func cacheKey(parent string, parts ...string) string {
@@ -800,6 +809,9 @@ func healthcheck(n *parser.Node) (*v1.HealthConfig, error) {
 
 func (b *builder) run(ctx context.Context, st *state, n *parser.Node, cfg v1.Config) error {
 	argv := command(st, n)
+	if args, _, ok := runHeredocArgs(n, strings.Join(nodeWords(n), " ")); ok {
+		argv = append(argv[:len(argv)-1], args...)
+	}
 	// Build args in scope are in the step's environment (not the image's);
 	// ENV of the same name wins.
 	var argEnv []string

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -72,9 +73,10 @@ func parseCopyFlags(n *parser.Node, env []string, b *builder) (copyFlags, error)
 
 // tarSpool is a temporary file holding the tar stream of one COPY.
 type tarSpool struct {
-	f  *os.File
-	tw *tar.Writer
-	fl copyFlags
+	f     *os.File
+	tw    *tar.Writer
+	fl    copyFlags
+	epoch time.Time // SOURCE_DATE_EPOCH, or zero
 }
 
 func newTarSpool(fl copyFlags) (*tarSpool, error) {
@@ -112,6 +114,9 @@ func (s *tarSpool) header(h *tar.Header, name string) *tar.Header {
 	}
 	if s.fl.hasChmod && h.Typeflag != tar.TypeSymlink {
 		h.Mode = h.Mode&^0o7777 | int64(s.fl.chmod)
+	}
+	if !s.epoch.IsZero() && h.ModTime.After(s.epoch) {
+		h.ModTime = s.epoch // SOURCE_DATE_EPOCH clamps what a step adds
 	}
 	h.AccessTime, h.ChangeTime = h.ModTime, h.ModTime
 	h.Format = tar.FormatPAX
@@ -299,7 +304,19 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 		return err
 	}
 	var words []string
-	for _, w := range nodeWords(n) {
+	var inline []*inlineFile
+	raw := nodeWords(n)
+	for i, w := range raw {
+		if i < len(raw)-1 {
+			f, err := b.heredocSource(n, w, env)
+			if err != nil {
+				return err
+			}
+			if f != nil {
+				inline = append(inline, f)
+				continue
+			}
+		}
 		x, err := b.expand(w, env)
 		if err != nil {
 			return err
@@ -307,11 +324,14 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 		words = append(words, x)
 	}
 	name := strings.ToUpper(n.Value)
-	if len(words) < 2 {
+	if len(words)+len(inline) < 2 {
 		return fmt.Errorf("%s requires at least two arguments", name)
 	}
 	srcs, dest := words[:len(words)-1], words[len(words)-1]
-	destDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.") || len(srcs) > 1
+	if len(inline) > 0 && fl.from != "" {
+		return fmt.Errorf("%s --from cannot be used with a heredoc source", name)
+	}
+	destDir := strings.HasSuffix(dest, "/") || strings.HasSuffix(dest, "/.") || len(srcs)+len(inline) > 1
 	if !path.IsAbs(dest) {
 		wd := cfg.WorkingDir
 		if wd == "" {
@@ -330,6 +350,7 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 		archive bool
 	}
 	var hostSrcs []hostSrc
+	var urls []*urlFile
 	if fl.from != "" {
 		if s := b.stageByRef(fl.from, st.s.index); s != nil {
 			fromImage = s.image.ID
@@ -343,8 +364,18 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 		fmt.Fprintf(h, "from\x00%s\x00%q\x00", fromImage, srcs)
 	} else {
 		for _, src := range srcs {
+			if isURL(src) && n.Value == "add" {
+				uf, err := b.fetchURL(ctx, src)
+				if err != nil {
+					return err
+				}
+				defer os.Remove(uf.file)
+				urls = append(urls, uf)
+				fmt.Fprintf(h, "url\x00%s\x00%s\x00%s\x00", uf.url, uf.name, uf.sum)
+				continue
+			}
 			if strings.Contains(src, "://") {
-				return fmt.Errorf("%s %s: remote URLs are not supported by berth build", name, src)
+				return fmt.Errorf("%s %s: source can't be a URL for %s", name, src, name)
 			}
 			matches, err := b.bctx.resolve(src)
 			if err != nil {
@@ -373,6 +404,9 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 				}
 			}
 		}
+	}
+	for _, f := range inline {
+		fmt.Fprintf(h, "inline\x00%s\x00%d:%s", f.name, len(f.data), f.data)
 	}
 	contentHash := hex.EncodeToString(h.Sum(nil))
 	createdBy := fmt.Sprintf("%s %s:%s in %s ", name, map[bool]string{true: "multi", false: "file"}[len(srcs) > 1], contentHash, dest)
@@ -404,6 +438,7 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 		if spool, err = newTarSpool(fl); err != nil {
 			return nil, err
 		}
+		spool.epoch = b.time
 		if fromImage != "" {
 			for _, src := range srcs {
 				rc, ps, cleanup, err := b.e.BuildReadFrom(ctx, fromImage, src, true)
@@ -443,6 +478,38 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 				}
 			}
 			return spool.finish()
+		}
+		for _, f := range inline {
+			target := dest
+			if isDir {
+				target = path.Join(dest, f.name)
+			}
+			hdr := &tar.Header{Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(f.data)), ModTime: b.fileTime()}
+			if err := spool.tw.WriteHeader(spool.header(hdr, target)); err != nil {
+				return nil, err
+			}
+			if _, err := io.WriteString(spool.tw, f.data); err != nil {
+				return nil, err
+			}
+		}
+		for _, u := range urls {
+			target := dest
+			if isDir {
+				target = path.Join(dest, u.name)
+			}
+			hdr := &tar.Header{Typeflag: tar.TypeReg, Mode: 0o600, Size: u.size, ModTime: u.mtime}
+			if err := spool.tw.WriteHeader(spool.header(hdr, target)); err != nil {
+				return nil, err
+			}
+			f, err := os.Open(u.file)
+			if err != nil {
+				return nil, err
+			}
+			_, err = io.Copy(spool.tw, f)
+			f.Close()
+			if err != nil {
+				return nil, err
+			}
 		}
 		for _, s := range hostSrcs {
 			switch {

@@ -183,6 +183,9 @@ func (e *Engine) commitBuild(ctx context.Context, id string, s BuildStep) (*stor
 	return images.CommitBuildContainer(ctx, id, storage.BuildImageOptions{
 		Parent: s.Parent, Config: s.Config, Created: s.Created, Author: s.Author,
 		History: v1.History{CreatedBy: s.CreatedBy},
+		// Created is set only with SOURCE_DATE_EPOCH: then the layer's
+		// times are clamped to it as well.
+		ClampTime: s.Created,
 	})
 }
 

@@ -177,7 +177,7 @@ func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions)
 	if err != nil {
 		return nil, fmt.Errorf("committing container %s: %w", containerID, err)
 	}
-	spool, entries, err := s.spoolContainerDiff(ctx, ctr.LayerID, skip)
+	spool, entries, err := s.spoolContainerDiff(ctx, ctr.LayerID, skip, time.Time{})
 	if err != nil {
 		return nil, fmt.Errorf("committing container %s: %w", containerID, err)
 	}
@@ -253,7 +253,7 @@ func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions)
 // against its parent to a temporary file, without the engine's mount
 // point stubs and the paths in skip, and returns the file (at offset 0)
 // and how many entries it holds.
-func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map[string]bool) (*os.File, int, error) {
+func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map[string]bool, clamp time.Time) (*os.File, int, error) {
 	if err := os.MkdirAll(s.tmpDir, 0o700); err != nil {
 		return nil, 0, err
 	}
@@ -271,7 +271,7 @@ func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map
 	if err != nil {
 		return fail(fmt.Errorf("reading the container's changes: %w", err))
 	}
-	entries, copyErr := copyLayerTar(ctx, f, rc, skip)
+	entries, copyErr := copyLayerTar(ctx, f, rc, skip, clamp)
 	closeErr := rc.Close()
 	if copyErr != nil {
 		return fail(fmt.Errorf("reading the container's changes: %w", copyErr))
@@ -287,8 +287,9 @@ func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map
 
 // copyLayerTar copies the tar stream r to w, leaving out empty mount point
 // stubs (mountStubs) and the entries named in skip (absolute paths), and
-// returns the number of entries written.
-func copyLayerTar(ctx context.Context, w io.Writer, r io.Reader, skip map[string]bool) (int, error) {
+// returns the number of entries written. A non-zero clamp caps entries'
+// modification times and drops their access and change times.
+func copyLayerTar(ctx context.Context, w io.Writer, r io.Reader, skip map[string]bool, clamp time.Time) (int, error) {
 	tr := tar.NewReader(r)
 	tw := tar.NewWriter(w)
 	entries := 0
@@ -309,6 +310,12 @@ func copyLayerTar(ctx context.Context, w io.Writer, r io.Reader, skip map[string
 		}
 		if skip[name] && hdr.Typeflag == tar.TypeDir {
 			continue
+		}
+		if !clamp.IsZero() {
+			if hdr.ModTime.After(clamp) {
+				hdr.ModTime = clamp
+			}
+			hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return 0, err
