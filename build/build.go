@@ -377,7 +377,7 @@ func (st *state) expandEnv() []string {
 
 func (b *builder) printStep(n *parser.Node) {
 	b.step++
-	fmt.Fprintf(b.out, "Step %d/%d : %s\n", b.step, b.steps, strings.TrimSpace(n.Original))
+	fmt.Fprintf(b.out, "STEP %d/%d: %s\n", b.step, b.steps, strings.TrimSpace(n.Original))
 }
 
 func (b *builder) runStage(ctx context.Context, s *stage) error {
@@ -436,7 +436,11 @@ func (b *builder) runStage(ctx context.Context, s *stage) error {
 	for _, n := range s.commands {
 		b.printStep(n)
 		if err := b.dispatch(ctx, st, n, false); err != nil {
-			return err
+			// Name the line and the instruction, as for parse errors.
+			if strings.HasPrefix(err.Error(), "Dockerfile line ") {
+				return err
+			}
+			return fmt.Errorf("Dockerfile line %d: %s: %w", n.StartLine, strings.ToUpper(n.Value), err)
 		}
 	}
 	if s.isTarget && len(b.o.Labels) > 0 {
