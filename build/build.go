@@ -50,6 +50,9 @@ type Options struct {
 	Network   string // none (default) or host
 	Quiet     bool
 	Pull      bool
+	// Timestamp, when set (--timestamp), does what SOURCE_DATE_EPOCH does
+	// and wins over it.
+	Timestamp time.Time
 
 	Stdout, Stderr io.Writer
 }
@@ -108,6 +111,9 @@ func Build(ctx context.Context, e *engine.Engine, o Options) (*Result, error) {
 			return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q", s)
 		}
 		b.time = time.Unix(sec, 0).UTC()
+	}
+	if !o.Timestamp.IsZero() {
+		b.time = o.Timestamp.UTC()
 	}
 
 	var dockerfile []byte

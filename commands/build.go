@@ -3,7 +3,9 @@ package commands
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,6 +30,7 @@ func buildCommand() *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the image ID"},
 			&cli.StringFlag{Name: "iidfile", Usage: "write the image ID to the file"},
 			&cli.BoolFlag{Name: "pull", Usage: "pull a missing base image"},
+			&cli.StringFlag{Name: "timestamp", Usage: "seconds since the epoch: the image's creation time, and the cap on its new files' times (as SOURCE_DATE_EPOCH)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -43,6 +46,13 @@ func buildCommand() *cli.Command {
 				Stdin:   os.Stdin,
 				Stdout:  c.App.Writer,
 				Stderr:  c.App.ErrWriter,
+			}
+			if ts := c.String("timestamp"); ts != "" {
+				sec, err := strconv.ParseInt(ts, 10, 64)
+				if err != nil || sec < 0 {
+					return usagef("invalid --timestamp %q: want seconds since the epoch", ts)
+				}
+				o.Timestamp = time.Unix(sec, 0).UTC()
 			}
 			if arg := c.Args().First(); arg == "-" {
 				o.ContextStdin = true
