@@ -26,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-${N:-50}}
 [ "$N" = registry ] && N=${N_RUNS:-50}
+[ "$N" = build ] && N=${N_RUNS:-50}
 WARMUP=${WARMUP:-3}
 BERTH=${BERTH:-bin/berth}
 export PATH=/usr/local/go/bin:$PATH
@@ -158,8 +159,67 @@ registry_bench() {
 		done
 	done
 }
+# build_bench: a 10-step Dockerfile (a COPY of a 50 MB directory and 8 RUN
+# steps) built cold (--no-cache), fully cached, and with its last RUN step
+# changed, by berth and (when installed) podman, each in a store of its
+# own. RUN steps have no network. Medians of ROUNDS (default 3) rounds.
+build_bench() {
+	local d=$TMP/build-bench rounds=${ROUNDS:-3}
+	mkdir -p "$d/ctx/data"
+	for i in $(seq 50); do head -c 1048576 /dev/urandom >"$d/ctx/data/f$i"; done
+	sh testdata/mkbusybox.sh "$d/busybox.tar" 2>/dev/null
+	local br=(env BERTH_ROOT="$d/broot" BERTH_RUNROOT="$d/brun" "$BERTH")
+	"${br[@]}" import "$d/busybox.tar" localhost/bench-base >/dev/null
+	local engines=(berth)
+	local pm=()
+	if command -v podman >/dev/null 2>&1; then
+		pm=(podman --root "$d/proot" --runroot "$d/prun")
+		"${pm[@]}" import "$d/busybox.tar" localhost/bench-base >/dev/null 2>&1 && engines+=(podman)
+	fi
+	write_dockerfile() { # $1: the last RUN step's word
+		{
+			echo "FROM localhost/bench-base"
+			echo "COPY data /data"
+			for i in 1 2 3 4 5 6 7; do echo "RUN echo $i > /step$i"; done
+			echo "RUN echo $1 > /last"
+		} >"$d/ctx/Dockerfile"
+	}
+	build_with() { # $1 engine, $2..: extra flags
+		local e=$1
+		shift
+		case $e in
+		berth) "${br[@]}" build -q "$@" -t bench "$d/ctx" ;;
+		podman) "${pm[@]}" build --runtime runc --network none --pull=never -q \
+			--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "$@" -t bench "$d/ctx" ;;
+		esac >/dev/null 2>&1
+	}
+	timed() { local t0=${EPOCHREALTIME/./}; "$@" || return 1; echo $(((${EPOCHREALTIME/./} - t0) / 1000)); }
+	echo "== build: 10 steps (COPY of 50 MB, 8 RUN), $rounds rounds, engines taking turns"
+	for ((r = 0; r < rounds; r++)); do
+		for e in "${engines[@]}"; do
+			write_dockerfile "round$r"
+			timed build_with "$e" --no-cache >>"$d/cold-$e.ms" || { echo "  $e build failed" >&2; return 1; }
+			timed build_with "$e" >>"$d/cached-$e.ms"
+			write_dockerfile "changed$r"
+			timed build_with "$e" >>"$d/onestep-$e.ms"
+		done
+	done
+	for kind in cold cached onestep; do
+		for e in "${engines[@]}"; do
+			sort -n "$d/$kind-$e.ms" | awk '{ a[NR] = $1 } END { m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; print m }' >"$d/$kind-$e.median"
+			printf '  %-8s %-7s median %6s ms\n' "$kind" "$e" "$(cat "$d/$kind-$e.median")"
+		done
+		[ -s "$d/$kind-podman.median" ] && awk -v b="$(cat "$d/$kind-berth.median")" -v o="$(cat "$d/$kind-podman.median")" -v k="$kind" \
+			'BEGIN { printf "  %-8s berth/podman %.2fx\n", k, b / o }'
+	done
+	"${pm[@]:-true}" rmi -af >/dev/null 2>&1 || true
+}
 if [ "${1:-}" = registry ]; then
 	registry_bench
+	exit 0
+fi
+if [ "${1:-}" = build ]; then
+	build_bench
 	exit 0
 fi
 
