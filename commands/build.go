@@ -25,6 +25,7 @@ func buildCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "build-arg", Usage: "set a build-time variable (KEY=VALUE, or KEY to take it from the environment)"},
 			&cli.StringFlag{Name: "target", Usage: "build stage to build"},
 			&cli.BoolFlag{Name: "no-cache", Usage: "do not use the cache"},
+			&cli.BoolFlag{Name: "layers", Value: true, Usage: "use and keep the step cache (podman's flag; --layers=false is --no-cache)"},
 			&cli.StringSliceFlag{Name: "label", Usage: "set metadata on the image (KEY=VALUE)"},
 			&cli.StringFlag{Name: "network", Value: "none", Usage: "network of RUN steps: none or host"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the image ID"},
@@ -39,7 +40,7 @@ func buildCommand() *cli.Command {
 			o := build.Options{
 				Tags:    c.StringSlice("tag"),
 				Target:  c.String("target"),
-				NoCache: c.Bool("no-cache"),
+				NoCache: c.Bool("no-cache") || !c.Bool("layers"),
 				Network: c.String("network"),
 				Quiet:   c.Bool("quiet"),
 				Pull:    c.Bool("pull"),
