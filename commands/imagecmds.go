@@ -137,27 +137,7 @@ func imageInspectCommand() *cli.Command {
 				return err
 			}
 			return withEngine(c, func(e *engine.Engine) error {
-				var objs []any
-				var first error
-				for _, ref := range c.Args().Slice() {
-					obj, err := inspectOne(c, e, ref, "image")
-					if err != nil {
-						if first != nil {
-							fmt.Fprintf(c.App.ErrWriter, "Error: %v\n", first)
-						}
-						first = err
-						continue
-					}
-					objs = append(objs, obj)
-				}
-				if f := c.String("format"); f != "" {
-					if err := writeInspectFormat(c.App.Writer, f, objs); err != nil {
-						return err
-					}
-				} else if err := writeJSON(c.App.Writer, nonNilList(objs)); err != nil {
-					return err
-				}
-				return first
+				return inspectAll(c, e, "image")
 			})
 		},
 	}

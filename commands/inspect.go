@@ -37,27 +37,7 @@ func inspectCommand() *cli.Command {
 				return usagef("invalid --type %q: want container or image", typ)
 			}
 			return withEngine(c, func(e *engine.Engine) error {
-				var objs []any
-				var firstErr error
-				for _, ref := range c.Args().Slice() {
-					obj, err := inspectOne(c, e, ref, typ)
-					if err != nil {
-						if firstErr != nil {
-							fmt.Fprintf(c.App.ErrWriter, "Error: %v\n", firstErr)
-						}
-						firstErr = err
-						continue
-					}
-					objs = append(objs, obj)
-				}
-				if f := c.String("format"); f != "" {
-					if err := writeInspectFormat(c.App.Writer, f, objs); err != nil {
-						return err
-					}
-				} else if err := writeJSON(c.App.Writer, nonNilList(objs)); err != nil {
-					return err
-				}
-				return firstErr
+				return inspectAll(c, e, typ)
 			})
 		},
 	}
@@ -166,4 +146,30 @@ func writeInspectFormat(w io.Writer, format string, objs []any) error {
 		fmt.Fprintln(w, buf.String())
 	}
 	return nil
+}
+
+// inspectAll prints every argument's object (as JSON, or with --format),
+// going on past errors and returning the last one, as docker does.
+func inspectAll(c *cli.Context, e *engine.Engine, typ string) error {
+	var objs []any
+	var firstErr error
+	for _, ref := range c.Args().Slice() {
+		obj, err := inspectOne(c, e, ref, typ)
+		if err != nil {
+			if firstErr != nil {
+				fmt.Fprintf(c.App.ErrWriter, "Error: %v\n", firstErr)
+			}
+			firstErr = err
+			continue
+		}
+		objs = append(objs, obj)
+	}
+	if f := c.String("format"); f != "" {
+		if err := writeInspectFormat(c.App.Writer, f, objs); err != nil {
+			return err
+		}
+	} else if err := writeJSON(c.App.Writer, nonNilList(objs)); err != nil {
+		return err
+	}
+	return firstErr
 }
