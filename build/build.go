@@ -25,6 +25,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/storage"
@@ -83,11 +84,12 @@ type builder struct {
 	steps  int
 	cached bool // every step so far came from the cache
 	time   time.Time
+	start  time.Time // when the build began, by the file clock (see layerTimes)
 }
 
 // Build runs the build and tags the result.
 func Build(ctx context.Context, e *engine.Engine, o Options) (*Result, error) {
-	b := &builder{e: e, o: o, out: o.Stdout, cached: !o.NoCache}
+	b := &builder{e: e, o: o, out: o.Stdout, cached: !o.NoCache, start: fileClock()}
 	if o.Quiet || b.out == nil {
 		b.out = io.Discard
 	}
@@ -469,13 +471,25 @@ func (b *builder) runStage(ctx context.Context, s *stage) error {
 
 func (b *builder) createdTime() time.Time { return b.time }
 
+// layerTimes dates what a step adds: clamped to SOURCE_DATE_EPOCH (or
+// --timestamp) when given, else every time the build itself made becomes
+// storage.DefaultLayerTime, so that layer digests do not depend on when
+// the build ran.
+func (b *builder) layerTimes() storage.LayerTimes {
+	if !b.time.IsZero() {
+		return storage.LayerTimes{Clamp: b.time}
+	}
+	return storage.LayerTimes{MadeSince: b.start}
+}
+
 // fileTime is the modification time of files a step makes up (heredocs,
-// downloads without Last-Modified): SOURCE_DATE_EPOCH when set, else now.
+// downloads without Last-Modified): SOURCE_DATE_EPOCH when set, else
+// storage.DefaultLayerTime, as for everything else the build makes.
 func (b *builder) fileTime() time.Time {
 	if !b.time.IsZero() {
 		return b.time
 	}
-	return time.Now().UTC()
+	return storage.DefaultLayerTime
 }
 
 // cacheKey is the key of a step: parent image, instruction after
@@ -522,7 +536,7 @@ func (b *builder) metaStep(st *state, createdBy string, cfg v1.Config, extra ...
 	if b.fromCache(st, key) {
 		return nil
 	}
-	img, err := b.e.BuildMeta(engine.BuildStep{Parent: st.image.ID, Config: cfg, CreatedBy: "/bin/sh -c #(nop) " + createdBy, Created: b.createdTime(), Author: st.author})
+	img, err := b.e.BuildMeta(engine.BuildStep{Parent: st.image.ID, Config: cfg, CreatedBy: "/bin/sh -c #(nop) " + createdBy, Created: b.createdTime(), Author: st.author, Times: b.layerTimes()})
 	if err != nil {
 		return err
 	}
@@ -841,7 +855,7 @@ func (b *builder) run(ctx context.Context, st *state, n *parser.Node, cfg v1.Con
 	if b.fromCache(st, key) {
 		return nil
 	}
-	img, err := b.e.BuildRun(ctx, engine.BuildStep{Parent: st.image.ID, Config: cfg, CreatedBy: createdBy, Created: b.createdTime(), Author: st.author},
+	img, err := b.e.BuildRun(ctx, engine.BuildStep{Parent: st.image.ID, Config: cfg, CreatedBy: createdBy, Created: b.createdTime(), Author: st.author, Times: b.layerTimes()},
 		engine.BuildRunOptions{Argv: argv, Env: runEnv, User: cfg.User, WorkingDir: cfg.WorkingDir, Network: b.o.Network, Stdout: b.out, Stderr: b.errOut()})
 	if err != nil {
 		return err
@@ -855,4 +869,15 @@ func (b *builder) errOut() io.Writer {
 		return io.Discard
 	}
 	return b.o.Stderr
+}
+
+// fileClock is the time the kernel would give a file changed now: it
+// dates files with a coarse clock that may lag time.Now by a tick, so a
+// file made after a time.Now reading could look older than it.
+func fileClock() time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_REALTIME_COARSE, &ts); err != nil {
+		return time.Now().Add(-time.Second)
+	}
+	return time.Unix(ts.Unix())
 }

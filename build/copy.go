@@ -77,6 +77,9 @@ type tarSpool struct {
 	tw    *tar.Writer
 	fl    copyFlags
 	epoch time.Time // SOURCE_DATE_EPOCH, or zero
+	// written collects the absolute paths of the entries (see
+	// storage.LayerTimes.Keep), when set.
+	written map[string]bool
 }
 
 func newTarSpool(fl copyFlags) (*tarSpool, error) {
@@ -105,6 +108,9 @@ func (s *tarSpool) finish() (io.Reader, error) {
 // header fixes owner and mode of an entry as COPY's flags say.
 func (s *tarSpool) header(h *tar.Header, name string) *tar.Header {
 	h.Name = strings.TrimPrefix(path.Clean("/"+name), "/")
+	if s.written != nil {
+		s.written["/"+h.Name] = true
+	}
 	if h.Typeflag == tar.TypeDir {
 		h.Name += "/"
 	}
@@ -427,6 +433,10 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 			c()
 		}
 	}()
+	times := b.layerTimes()
+	if !times.MadeSince.IsZero() {
+		times.Keep = map[string]bool{}
+	}
 	content := func(stat func(string) (engine.PathStat, error)) (io.Reader, error) {
 		isDir := destDir
 		if !isDir {
@@ -439,6 +449,7 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 			return nil, err
 		}
 		spool.epoch = b.time
+		spool.written = times.Keep
 		if fromImage != "" {
 			for _, src := range srcs {
 				rc, ps, cleanup, err := b.e.BuildReadFrom(ctx, fromImage, src, true)
@@ -536,7 +547,7 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 		}
 		return spool.finish()
 	}
-	img, err := b.e.BuildCopy(ctx, engine.BuildStep{Parent: st.image.ID, Config: cfg, CreatedBy: "/bin/sh -c #(nop) " + createdBy, Created: b.createdTime(), Author: st.author}, content, true)
+	img, err := b.e.BuildCopy(ctx, engine.BuildStep{Parent: st.image.ID, Config: cfg, CreatedBy: "/bin/sh -c #(nop) " + createdBy, Created: b.createdTime(), Author: st.author, Times: times}, content, true)
 	if err != nil {
 		return err
 	}

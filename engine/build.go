@@ -35,6 +35,8 @@ type BuildStep struct {
 	Created time.Time
 	// Author replaces the parent's author when set (MAINTAINER).
 	Author string
+	// Times dates the entries of the step's layer.
+	Times storage.LayerTimes
 }
 
 // BuildRunOptions is a RUN step: Argv runs in a container of the parent
@@ -183,9 +185,7 @@ func (e *Engine) commitBuild(ctx context.Context, id string, s BuildStep) (*stor
 	return images.CommitBuildContainer(ctx, id, storage.BuildImageOptions{
 		Parent: s.Parent, Config: s.Config, Created: s.Created, Author: s.Author,
 		History: v1.History{CreatedBy: s.CreatedBy},
-		// Created is set only with SOURCE_DATE_EPOCH: then the layer's
-		// times are clamped to it as well.
-		ClampTime: s.Created,
+		Times:   s.Times,
 	})
 }
 

@@ -27,10 +27,9 @@ type BuildImageOptions struct {
 	Created time.Time
 	// Author replaces the parent's author when set (MAINTAINER).
 	Author string
-	// ClampTime, when set (SOURCE_DATE_EPOCH), caps the modification time
-	// of every entry of the committed layer and drops access and change
-	// times, so that the same step gives the same layer digest.
-	ClampTime time.Time
+	// Times dates the entries of the committed layer (see LayerTimes), so
+	// that the same step gives the same layer digest.
+	Times LayerTimes
 }
 
 // CreateBuildImage stores an image made of the parent's layers and a new
@@ -81,7 +80,7 @@ func (s *Store) buildImage(ctx context.Context, o BuildImageOptions, containerID
 		if err != nil {
 			return nil, fmt.Errorf("committing build container %s: %w", containerID, err)
 		}
-		spool, entries, err := s.spoolContainerDiff(ctx, ctr.LayerID, skip, o.ClampTime)
+		spool, entries, err := s.spoolContainerDiff(ctx, ctr.LayerID, skip, o.Times)
 		if err != nil {
 			return nil, fmt.Errorf("committing build container %s: %w", containerID, err)
 		}

@@ -177,7 +177,7 @@ func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions)
 	if err != nil {
 		return nil, fmt.Errorf("committing container %s: %w", containerID, err)
 	}
-	spool, entries, err := s.spoolContainerDiff(ctx, ctr.LayerID, skip, time.Time{})
+	spool, entries, err := s.spoolContainerDiff(ctx, ctr.LayerID, skip, LayerTimes{})
 	if err != nil {
 		return nil, fmt.Errorf("committing container %s: %w", containerID, err)
 	}
@@ -253,7 +253,7 @@ func (s *Store) Commit(ctx context.Context, containerID string, o CommitOptions)
 // against its parent to a temporary file, without the engine's mount
 // point stubs and the paths in skip, and returns the file (at offset 0)
 // and how many entries it holds.
-func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map[string]bool, clamp time.Time) (*os.File, int, error) {
+func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map[string]bool, times LayerTimes) (*os.File, int, error) {
 	if err := os.MkdirAll(s.tmpDir, 0o700); err != nil {
 		return nil, 0, err
 	}
@@ -271,7 +271,7 @@ func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map
 	if err != nil {
 		return fail(fmt.Errorf("reading the container's changes: %w", err))
 	}
-	entries, copyErr := copyLayerTar(ctx, f, rc, skip, clamp)
+	entries, copyErr := copyLayerTar(ctx, f, rc, skip, times)
 	closeErr := rc.Close()
 	if copyErr != nil {
 		return fail(fmt.Errorf("reading the container's changes: %w", copyErr))
@@ -285,11 +285,49 @@ func (s *Store) spoolContainerDiff(ctx context.Context, layerID string, skip map
 	return f, entries, nil
 }
 
+// LayerTimes says how the entries of a committed layer are dated. The
+// zero value keeps every time as it is on disk.
+type LayerTimes struct {
+	// Clamp, when set (SOURCE_DATE_EPOCH), caps every entry's
+	// modification time.
+	Clamp time.Time
+	// MadeSince, when set (the start of a build without a clamp), moves
+	// every entry modified since then (to the second, as tar stores
+	// times), that is made by the build itself, to DefaultLayerTime; older
+	// times (a download's Last-Modified, `touch -d`) are kept.
+	MadeSince time.Time
+	// Keep names entries (absolute paths) whose times MadeSince leaves
+	// alone: what a COPY wrote with its source's times.
+	Keep map[string]bool
+}
+
+// DefaultLayerTime is the modification time of what a build makes when no
+// SOURCE_DATE_EPOCH is given: the Unix epoch, as ko and kaniko use.
+var DefaultLayerTime = time.Unix(0, 0).UTC()
+
+// apply dates hdr; with either policy set, access and change times are
+// dropped, so that the same content always gives the same tar.
+func (t LayerTimes) apply(hdr *tar.Header) {
+	switch {
+	case !t.Clamp.IsZero():
+		if hdr.ModTime.After(t.Clamp) {
+			hdr.ModTime = t.Clamp
+		}
+	case !t.MadeSince.IsZero():
+		if !hdr.ModTime.Before(t.MadeSince.Truncate(time.Second)) && !t.Keep[path.Clean("/"+hdr.Name)] {
+			hdr.ModTime = DefaultLayerTime
+		}
+	default:
+		return
+	}
+	hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
+}
+
 // copyLayerTar copies the tar stream r to w, leaving out empty mount point
 // stubs (mountStubs) and the entries named in skip (absolute paths), and
-// returns the number of entries written. A non-zero clamp caps entries'
-// modification times and drops their access and change times.
-func copyLayerTar(ctx context.Context, w io.Writer, r io.Reader, skip map[string]bool, clamp time.Time) (int, error) {
+// returns the number of entries written, with their times set as times
+// says.
+func copyLayerTar(ctx context.Context, w io.Writer, r io.Reader, skip map[string]bool, times LayerTimes) (int, error) {
 	tr := tar.NewReader(r)
 	tw := tar.NewWriter(w)
 	entries := 0
@@ -311,12 +349,7 @@ func copyLayerTar(ctx context.Context, w io.Writer, r io.Reader, skip map[string
 		if skip[name] && hdr.Typeflag == tar.TypeDir {
 			continue
 		}
-		if !clamp.IsZero() {
-			if hdr.ModTime.After(clamp) {
-				hdr.ModTime = clamp
-			}
-			hdr.AccessTime, hdr.ChangeTime = time.Time{}, time.Time{}
-		}
+		times.apply(hdr)
 		if err := tw.WriteHeader(hdr); err != nil {
 			return 0, err
 		}

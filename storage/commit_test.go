@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"sort"
 	"testing"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.podman.io/storage/pkg/archive"
@@ -297,11 +296,11 @@ func TestCopyLayerTarSkipsStubs(t *testing.T) {
 		{name: ".wh.gone"},
 	})
 	var out bytes.Buffer
-	n, err := copyLayerTar(context.Background(), &out, bytes.NewReader(in), map[string]bool{}, time.Time{})
+	n, err := copyLayerTar(context.Background(), &out, bytes.NewReader(in), map[string]bool{}, LayerTimes{})
 	if err != nil || n != 3 {
 		t.Fatalf("copyLayerTar = %d, %v", n, err)
 	}
-	n, err = copyLayerTar(context.Background(), io.Discard, bytes.NewReader(makeTar(t, []tarEntry{{name: "etc/", typeflag: tar.TypeDir}, {name: "etc/hostname"}})), map[string]bool{"/etc": true}, time.Time{})
+	n, err = copyLayerTar(context.Background(), io.Discard, bytes.NewReader(makeTar(t, []tarEntry{{name: "etc/", typeflag: tar.TypeDir}, {name: "etc/hostname"}})), map[string]bool{"/etc": true}, LayerTimes{})
 	if err != nil || n != 0 {
 		t.Errorf("stubs only: %d entries, %v", n, err)
 	}
