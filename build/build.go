@@ -51,6 +51,10 @@ type Options struct {
 	Network   string // none (default) or host
 	Quiet     bool
 	Pull      bool
+	// Platform ("os/arch[/variant]", --platform) is the target platform:
+	// what FROM picks and what `FROM scratch` is made for; "" is this
+	// machine's. Only stages for this machine's platform can RUN.
+	Platform string
 	// Timestamp, when set (--timestamp), does what SOURCE_DATE_EPOCH does
 	// and wins over it.
 	Timestamp time.Time
@@ -64,12 +68,16 @@ type Result struct {
 }
 
 type stage struct {
-	name     string
-	index    int
-	from     *parser.Node
-	commands []*parser.Node
-	image    *storage.Image
-	isTarget bool
+	name  string
+	index int
+	from  *parser.Node
+	// platformFlag is FROM's --platform, unexpanded; platform is the
+	// stage's platform once it runs.
+	platformFlag string
+	platform     v1.Platform
+	commands     []*parser.Node
+	image        *storage.Image
+	isTarget     bool
 }
 
 type builder struct {
@@ -84,7 +92,11 @@ type builder struct {
 	steps  int
 	cached bool // every step so far came from the cache
 	time   time.Time
-	start  time.Time // when the build began, by the file clock (see layerTimes)
+	// buildPlatform is this machine's; targetPlatform is --platform's
+	// (explicit tells whether one was given).
+	buildPlatform, targetPlatform v1.Platform
+	explicitPlatform              bool
+	start                         time.Time // when the build began, by the file clock (see layerTimes)
 }
 
 // Build runs the build and tags the result.
@@ -116,6 +128,15 @@ func Build(ctx context.Context, e *engine.Engine, o Options) (*Result, error) {
 	}
 	if !o.Timestamp.IsZero() {
 		b.time = o.Timestamp.UTC()
+	}
+	b.buildPlatform, _ = storage.ParsePlatform("")
+	b.targetPlatform = b.buildPlatform
+	if o.Platform != "" {
+		p, err := storage.ParsePlatform(o.Platform)
+		if err != nil {
+			return nil, fmt.Errorf("--platform: %w", err)
+		}
+		b.targetPlatform, b.explicitPlatform = p, true
 	}
 
 	var dockerfile []byte
@@ -223,6 +244,13 @@ func (b *builder) parse(dockerfile []byte) error {
 				return fmt.Errorf("Dockerfile line %d: FROM requires either one or three arguments", n.StartLine)
 			}
 			cur = &stage{index: len(b.stages), from: n}
+			for _, f := range n.Flags {
+				v, ok := strings.CutPrefix(f, "--platform=")
+				if !ok {
+					return fmt.Errorf("Dockerfile line %d: FROM: unknown flag %s", n.StartLine, strings.SplitN(f, "=", 2)[0])
+				}
+				cur.platformFlag = v
+			}
 			if len(words) == 3 {
 				cur.name = strings.ToLower(words[2])
 			}
@@ -343,10 +371,28 @@ func flagValue(flags []string, name string) (string, bool) {
 	return "", false
 }
 
+// platformArgs are the ARGs docker predefines for platforms: in scope for
+// FROM lines, and in a stage that declares them with ARG.
+func (b *builder) platformArgs() map[string]string {
+	args := map[string]string{}
+	for prefix, p := range map[string]v1.Platform{"BUILD": b.buildPlatform, "TARGET": b.targetPlatform} {
+		args[prefix+"PLATFORM"] = storage.FormatPlatform(p)
+		args[prefix+"OS"] = p.OS
+		args[prefix+"ARCH"] = p.Architecture
+		args[prefix+"VARIANT"] = p.Variant
+	}
+	return args
+}
+
 // metaEnv is the environment FROM lines are expanded with: the ARGs
-// before the first FROM, with --build-arg values.
+// before the first FROM, with --build-arg values, and the platform ARGs.
 func (b *builder) metaEnv() []string {
 	var env []string
+	for k, v := range b.platformArgs() {
+		if _, declared := b.meta[k]; !declared {
+			env = append(env, k+"="+v)
+		}
+	}
 	for k, v := range b.meta {
 		if ba, ok := b.o.BuildArgs[k]; ok {
 			env = append(env, k+"="+ba)
@@ -383,6 +429,43 @@ func (st *state) expandEnv() []string {
 	return append(env, st.config.Env...)
 }
 
+// stagePlatform is the platform a stage is built for: its FROM
+// --platform (expanded with the ARGs before FROM), else --platform's.
+func (b *builder) stagePlatform(s *stage) (v1.Platform, error) {
+	if s.platformFlag == "" {
+		return b.targetPlatform, nil
+	}
+	v, err := b.expand(s.platformFlag, b.metaEnv())
+	if err != nil {
+		return v1.Platform{}, err
+	}
+	p, err := storage.ParsePlatform(v)
+	if err != nil || v == "" {
+		return v1.Platform{}, fmt.Errorf("Dockerfile line %d: FROM --platform=%s: invalid platform: want os/arch[/variant]", s.from.StartLine, s.platformFlag)
+	}
+	return p, nil
+}
+
+// checkPlatform compares a base image's platform with the stage's: a
+// mismatch is an error when a platform was asked for (FROM --platform or
+// --platform), else a warning, as docker gives.
+func (b *builder) checkPlatform(ref string, img *storage.Image, s *stage) error {
+	if img.Config == nil || img.Config.Architecture == "" {
+		return nil
+	}
+	have := v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+	if storage.PlatformMatches(have, s.platform) {
+		return nil
+	}
+	msg := fmt.Sprintf("image %s is for %s, not %s", ref, storage.FormatPlatform(have), storage.FormatPlatform(s.platform))
+	if s.platformFlag != "" || b.explicitPlatform {
+		return fmt.Errorf("Dockerfile line %d: FROM: %s", s.from.StartLine, msg)
+	}
+	fmt.Fprintf(b.o.Stderr, "WARNING: %s\n", msg)
+	s.platform = have
+	return nil
+}
+
 func (b *builder) printStep(n *parser.Node) {
 	b.step++
 	fmt.Fprintf(b.out, "STEP %d/%d: %s\n", b.step, b.steps, strings.TrimSpace(n.Original))
@@ -396,19 +479,34 @@ func (b *builder) runStage(ctx context.Context, s *stage) error {
 		return err
 	}
 	st := &state{s: s, args: map[string]string{}}
+	s.platform, err = b.stagePlatform(s)
+	if err != nil {
+		return err
+	}
 	switch {
 	case strings.EqualFold(base, "scratch"):
-		if st.image, err = b.e.BuildScratch(); err != nil {
+		if st.image, err = b.e.BuildScratch(s.platform); err != nil {
 			return err
 		}
 	case b.stageByRef(base, s.index) != nil && b.stageByRef(base, s.index).name != "":
-		st.image = b.stageByRef(base, s.index).image
+		from := b.stageByRef(base, s.index)
+		st.image = from.image
+		if s.platformFlag == "" {
+			s.platform = from.platform
+		}
 	default:
 		pull := ""
 		if b.o.Pull {
 			pull = "missing"
 		}
-		if st.image, err = b.e.BuildImage(ctx, base, pull); err != nil {
+		want := ""
+		if s.platformFlag != "" || b.explicitPlatform {
+			want = storage.FormatPlatform(s.platform)
+		}
+		if st.image, err = b.e.BuildImage(ctx, base, pull, want); err != nil {
+			return err
+		}
+		if err := b.checkPlatform(base, st.image, s); err != nil {
 			return err
 		}
 	}
@@ -660,6 +758,8 @@ func (b *builder) dispatch(ctx context.Context, st *state, n *parser.Node, trigg
 				val, known = x, true
 			} else if mv, ok := b.meta[k]; ok && mv != nil {
 				val, known = *mv, true
+			} else if pv, ok := b.platformArgs()[k]; ok {
+				val, known = pv, true
 			}
 			if _, ok := st.args[k]; !ok {
 				st.argSet = append(st.argSet, k)
@@ -768,6 +868,9 @@ func (b *builder) dispatch(ctx context.Context, st *state, n *parser.Node, trigg
 		cfg.Healthcheck = hc
 		return b.metaStep(st, "HEALTHCHECK "+strings.TrimSpace(n.Original[len("HEALTHCHECK"):]), cfg)
 	case "run":
+		if p := st.s.platform; !storage.PlatformMatches(b.buildPlatform, p) {
+			return fmt.Errorf("cannot run a command for %s on this %s machine (berth has no emulation)", storage.FormatPlatform(p), storage.FormatPlatform(b.buildPlatform))
+		}
 		return b.run(ctx, st, n, cfg)
 	case "copy", "add":
 		return b.copy(ctx, st, n, cfg)

@@ -361,7 +361,7 @@ func (b *builder) copy(ctx context.Context, st *state, n *parser.Node, cfg v1.Co
 		if s := b.stageByRef(fl.from, st.s.index); s != nil {
 			fromImage = s.image.ID
 		} else {
-			img, err := b.e.BuildImage(ctx, fl.from, map[bool]string{true: "missing"}[b.o.Pull])
+			img, err := b.e.BuildImage(ctx, fl.from, map[bool]string{true: "missing"}[b.o.Pull], "")
 			if err != nil {
 				return err
 			}

@@ -31,6 +31,7 @@ func buildCommand() *cli.Command {
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the image ID"},
 			&cli.StringFlag{Name: "iidfile", Usage: "write the image ID to the file"},
 			&cli.BoolFlag{Name: "pull", Usage: "pull a missing base image"},
+			&cli.StringFlag{Name: "platform", Usage: "target platform (os/arch[/variant]) of the image; RUN steps need this machine's"},
 			&cli.StringFlag{Name: "timestamp", Usage: "seconds since the epoch: the image's creation time, and the cap on its new files' times (as SOURCE_DATE_EPOCH)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -38,15 +39,16 @@ func buildCommand() *cli.Command {
 				return usagef("\"build\" requires exactly 1 argument\nUsage: berth build [OPTIONS] PATH | -")
 			}
 			o := build.Options{
-				Tags:    c.StringSlice("tag"),
-				Target:  c.String("target"),
-				NoCache: c.Bool("no-cache") || !c.Bool("layers"),
-				Network: c.String("network"),
-				Quiet:   c.Bool("quiet"),
-				Pull:    c.Bool("pull"),
-				Stdin:   os.Stdin,
-				Stdout:  c.App.Writer,
-				Stderr:  c.App.ErrWriter,
+				Tags:     c.StringSlice("tag"),
+				Target:   c.String("target"),
+				NoCache:  c.Bool("no-cache") || !c.Bool("layers"),
+				Network:  c.String("network"),
+				Quiet:    c.Bool("quiet"),
+				Pull:     c.Bool("pull"),
+				Platform: c.String("platform"),
+				Stdin:    os.Stdin,
+				Stdout:   c.App.Writer,
+				Stderr:   c.App.ErrWriter,
 			}
 			if ts := c.String("timestamp"); ts != "" {
 				sec, err := strconv.ParseInt(ts, 10, 64)

@@ -40,7 +40,7 @@ func rmiCommand() *cli.Command {
 		ArgsUsage: "IMAGE [IMAGE...]",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "force removal of the image"},
-			&cli.BoolFlag{Name: "no-prune", Usage: "do not delete untagged parents (berth images have no parents)"},
+			&cli.BoolFlag{Name: "no-prune", Usage: "do not delete untagged parents"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "[OPTIONS] IMAGE [IMAGE...]"); err != nil {
@@ -49,7 +49,7 @@ func rmiCommand() *cli.Command {
 			return withEngine(c, func(e *engine.Engine) error {
 				var first error
 				for _, ref := range c.Args().Slice() {
-					records, err := e.ImageRemove(c.Context, ref, engine.ImageRemoveOptions{Force: c.Bool("force")})
+					records, err := e.ImageRemove(c.Context, ref, engine.ImageRemoveOptions{Force: c.Bool("force"), NoPrune: c.Bool("no-prune")})
 					for _, r := range records {
 						if r.Deleted != "" {
 							fmt.Fprintf(c.App.Writer, "Deleted: %s\n", r.Deleted)

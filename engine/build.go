@@ -62,22 +62,24 @@ func (e *BuildStepError) Error() string {
 }
 
 // BuildImage resolves a build's base image, pulling it when pull is
-// "missing" or "always" (see --pull) and it is not local.
-func (e *Engine) BuildImage(ctx context.Context, ref, pull string) (*storage.Image, error) {
+// "missing" or "always" (see --pull) and it is not local. A pull picks
+// platform ("os/arch[/variant]", "" for any) from a multi-platform image.
+func (e *Engine) BuildImage(ctx context.Context, ref, pull, platform string) (*storage.Image, error) {
 	images, err := e.Images()
 	if err != nil {
 		return nil, err
 	}
-	return e.imageForCreate(ctx, images, ref, pull)
+	return e.imageForCreate(ctx, images, ref, pull, platform)
 }
 
-// BuildScratch returns the empty image `FROM scratch` starts from.
-func (e *Engine) BuildScratch() (*storage.Image, error) {
+// BuildScratch returns the empty image `FROM scratch` starts from, made
+// for platform.
+func (e *Engine) BuildScratch(platform v1.Platform) (*storage.Image, error) {
 	images, err := e.Images()
 	if err != nil {
 		return nil, err
 	}
-	return images.EmptyImage()
+	return images.EmptyImage(platform)
 }
 
 // BuildMeta stores a metadata-only step: the parent's layers, a new

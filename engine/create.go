@@ -46,7 +46,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err != nil {
 		return nil, err
 	}
-	img, err := e.imageForCreate(ctx, images, o.Config.Image, o.Pull) // engine/registry.go
+	img, err := e.imageForCreate(ctx, images, o.Config.Image, o.Pull, "") // engine/registry.go
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,8 @@ func (e *Engine) ImageTag(ctx context.Context, source, target string) error {
 // ImageRemoveOptions is `rmi`.
 type ImageRemoveOptions struct {
 	Force bool
+	// NoPrune keeps the image's untagged parents (docker's --no-prune).
+	NoPrune bool
 }
 
 // imageUser is a container using an image.
@@ -143,6 +145,14 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, o ImageRemoveOptio
 			}
 		}
 	}
+	all, err := images.Images()
+	if err != nil {
+		return nil, err
+	}
+	tree := newImageTree(all)
+	if tree.children[img.ID] > 0 && len(names) == 0 {
+		return nil, fmt.Errorf("%w: unable to delete %s (cannot be forced) - image has dependent child images", ErrConflict, short)
+	}
 	deleted, err := images.DeleteImage(img.ID)
 	if err != nil {
 		if errors.Is(err, storage.ErrImageInUse) {
@@ -156,7 +166,41 @@ func (e *Engine) ImageRemove(ctx context.Context, ref string, o ImageRemoveOptio
 	for _, id := range deleted.IDs {
 		records = append(records, image.DeleteResponse{Deleted: id})
 	}
+	if !o.NoPrune {
+		parents, _ := e.pruneParents(images, all, tree, img.ID, users)
+		records = append(records, parents...)
+	}
 	return records, nil
+}
+
+// pruneParents removes, after image id went, its untagged parents that
+// no other image builds on and no container uses (docker's rmi without
+// --no-prune). Failures stop the walk quietly: what stays is still valid.
+func (e *Engine) pruneParents(images *storage.Store, all []*storage.Image, tree imageTree, id string, users map[string][]imageUser) (records []image.DeleteResponse, reclaimed int64) {
+	byID := map[string]*storage.Image{}
+	for _, img := range all {
+		byID[img.ID] = img
+	}
+	for {
+		parentID, ok := tree.parent[id]
+		if !ok {
+			return records, reclaimed
+		}
+		tree.children[parentID]--
+		parent := byID[parentID]
+		if parent == nil || len(imageTags(parent)) > 0 || tree.children[parentID] > 0 || len(users[parentID]) > 0 {
+			return records, reclaimed
+		}
+		deleted, err := images.DeleteImage(parentID)
+		if err != nil {
+			return records, reclaimed
+		}
+		reclaimed += deleted.Reclaimed
+		for _, d := range deleted.IDs {
+			records = append(records, image.DeleteResponse{Deleted: d})
+		}
+		id = parentID
+	}
 }
 
 // nameOf returns the full name ref designates among an image's names, or
@@ -217,8 +261,8 @@ func shortID(id string) string {
 
 // ImageListOptions is `images`.
 type ImageListOptions struct {
-	// All is docker's -a (intermediate images). berth has no
-	// intermediate images, so it changes nothing.
+	// All is docker's -a: intermediate images (untagged parents of other
+	// images, such as a build's steps) are listed too.
 	All bool
 	// Filters are docker's: dangling=true|false, reference=PATTERN,
 	// label=KEY[=VALUE], before=IMAGE, since=IMAGE, until=TIMESTAMP.
@@ -257,12 +301,16 @@ func (e *Engine) ListImages(ctx context.Context, o ImageListOptions) ([]ImageSum
 	if err != nil {
 		return nil, err
 	}
-	match, err := e.imageFilter(images, o.Filters)
+	tree := newImageTree(all)
+	match, err := e.imageFilter(images, tree, o.Filters)
 	if err != nil {
 		return nil, err
 	}
 	var out []ImageSummary
 	for _, img := range all {
+		if !o.All && tree.intermediate(img) {
+			continue
+		}
 		var tags []string
 		for _, n := range img.Names {
 			if !strings.Contains(n, "@") {
@@ -282,7 +330,7 @@ func (e *Engine) ListImages(ctx context.Context, o ImageListOptions) ([]ImageSum
 
 // imageFilter compiles filters into a predicate that also narrows the
 // tags shown (reference filters).
-func (e *Engine) imageFilter(images *storage.Store, filters map[string][]string) (func(*storage.Image, []string) ([]string, bool), error) {
+func (e *Engine) imageFilter(images *storage.Store, tree imageTree, filters map[string][]string) (func(*storage.Image, []string) ([]string, bool), error) {
 	var dangling *bool
 	for _, v := range filters["dangling"] {
 		b, err := strconv.ParseBool(v)
@@ -327,7 +375,7 @@ func (e *Engine) imageFilter(images *storage.Store, filters map[string][]string)
 	}
 	labels := filters["label"]
 	return func(img *storage.Image, tags []string) ([]string, bool) {
-		if dangling != nil && *dangling != (len(tags) == 0) {
+		if dangling != nil && *dangling != (len(imageTags(img)) == 0 && tree.children[img.ID] == 0) {
 			return nil, false
 		}
 		if !before.IsZero() && !img.Created.Before(before) {
@@ -451,13 +499,14 @@ func (e *Engine) ImagePrune(ctx context.Context, o ImagePruneOptions) (*image.Pr
 	if err != nil {
 		return nil, err
 	}
+	tree := newImageTree(all)
 	report := &image.PruneReport{}
 	for _, img := range all {
 		if err := ctx.Err(); err != nil {
 			return report, err
 		}
-		if len(users[img.ID]) > 0 {
-			continue
+		if len(users[img.ID]) > 0 || (!o.All && tree.children[img.ID] > 0) {
+			continue // used, or a parent: pruned with its last child
 		}
 		var tags []string
 		for _, n := range img.Names {
@@ -493,6 +542,9 @@ func (e *Engine) ImagePrune(ctx context.Context, o ImagePruneOptions) (*image.Pr
 			report.ImagesDeleted = append(report.ImagesDeleted, image.DeleteResponse{Deleted: id})
 		}
 		report.SpaceReclaimed += uint64(deleted.Reclaimed)
+		parents, reclaimed := e.pruneParents(images, all, tree, img.ID, users)
+		report.ImagesDeleted = append(report.ImagesDeleted, parents...)
+		report.SpaceReclaimed += uint64(reclaimed)
 	}
 	return report, nil
 }

@@ -144,14 +144,14 @@ func WithPullProgress(ctx context.Context, f storage.ProgressFunc) context.Conte
 // the --pull policy says: "always" pulls first, "missing" only when no
 // local image matches (a local short name never reaches the network),
 // "never" (and "") only looks locally.
-func (e *Engine) imageForCreate(ctx context.Context, images *storage.Store, ref, policy string) (*storage.Image, error) {
+func (e *Engine) imageForCreate(ctx context.Context, images *storage.Store, ref, policy, platform string) (*storage.Image, error) {
 	progress, _ := ctx.Value(pullProgressKey{}).(storage.ProgressFunc)
 	out := io.Writer(os.Stderr)
 	if progress == nil {
 		progress = LineProgress(out)
 	}
 	pull := func() error {
-		res, err := e.Pull(ctx, ref, PullOptions{Progress: progress})
+		res, err := e.Pull(ctx, ref, PullOptions{Progress: progress, Platform: platform})
 		if err != nil {
 			return err
 		}

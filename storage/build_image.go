@@ -146,12 +146,14 @@ func (s *Store) buildImage(ctx context.Context, o BuildImageOptions, containerID
 	return image, nil
 }
 
-// EmptyImage stores (or finds) the image `FROM scratch` starts from: no
-// layers, no history, a fixed creation time, so its ID is stable.
-func (s *Store) EmptyImage() (*Image, error) {
+// EmptyImage stores (or finds) the image `FROM scratch` starts from for
+// platform: no layers, no history, a fixed creation time, so its ID is
+// stable.
+func (s *Store) EmptyImage(platform v1.Platform) (*Image, error) {
 	configFile := v1.ConfigFile{
-		OS:           "linux",
-		Architecture: runtime.GOARCH,
+		OS:           platform.OS,
+		Architecture: platform.Architecture,
+		Variant:      platform.Variant,
 		RootFS:       v1.RootFS{Type: "layers", DiffIDs: []v1.Hash{}},
 		Created:      v1.Time{Time: time.Unix(0, 0).UTC()},
 	}

@@ -518,3 +518,19 @@ func hasCode(te *transport.Error, code transport.ErrorCode) bool {
 	}
 	return false
 }
+
+// ParsePlatform reads "os/arch[/variant]"; "" is this machine's platform.
+func ParsePlatform(s string) (v1.Platform, error) { return parsePlatform(s) }
+
+// PlatformMatches tells whether an image made for have runs as want asks
+// (a variant is compared only when both name one).
+func PlatformMatches(have, want v1.Platform) bool { return platformMatches(have, want) }
+
+// FormatPlatform writes p as "os/arch[/variant]".
+func FormatPlatform(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
