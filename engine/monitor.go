@@ -320,20 +320,33 @@ func MonitorMain(cfg Config, id string) int {
 }
 
 // lockMonitor takes the lock a container's monitor holds for its whole
-// life; it fails if the container is running already.
+// life; it fails if the container is running already. A monitor whose
+// container has exited still holds the lock while it releases what the
+// container held: that short wait is waited out.
 func (e *Engine) lockMonitor(id string) (*state.Lock, error) {
 	if err := os.MkdirAll(e.containers.RunDir(id), 0o700); err != nil {
 		return nil, fmt.Errorf("creating runtime directory: %w", err)
 	}
-	l, ok, err := state.TryLockFile(e.containers.MonitorLockPath(id))
-	if err != nil {
-		return nil, err
+	deadline := time.Now().Add(monitorFinishWait)
+	for {
+		l, ok, err := state.TryLockFile(e.containers.MonitorLockPath(id))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return l, nil
+		}
+		st, err := e.containers.State(id)
+		if err != nil || st.Active() || time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: %s", ErrRunning, id[:12])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrRunning, id[:12])
-	}
-	return l, nil
 }
+
+// monitorFinishWait bounds how long lockMonitor waits for the monitor of
+// an exited container to finish its clean-up.
+const monitorFinishWait = 10 * time.Second
 
 // spawnMonitor starts a detached monitor process for the container and
 // waits until it reports that the container runs (or why not).
