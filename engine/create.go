@@ -42,6 +42,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateSecurity(o.HostConfig); err != nil {
 		return nil, err
 	}
+	// Volumes and bind mounts are checked before the image is looked up.
+	if _, err := e.planMounts(o.HostConfig, nil); err != nil {
+		return nil, err
+	}
 	images, err := e.Images()
 	if err != nil {
 		return nil, err
@@ -54,6 +58,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err != nil {
 		return nil, err
 	}
+	plan, err := e.planMounts(o.HostConfig, img.Config.Config.Volumes)
+	if err != nil {
+		return nil, err
+	}
+	rec.Mounts = plan.mounts
 
 	// The container's layer is made while its record is written: the two
 	// do not depend on each other, and both wait on the disk.
@@ -62,7 +71,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		rootfsDone <- images.CreateRootfs(rec.ID, img.ID, storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove})
 	}()
 	rec.Driver = images.Driver()
-	if err := e.createRecord(rec); err != nil {
+	createdVolumes, err := e.createRecordWithVolumes(rec, plan)
+	if err != nil {
 		if <-rootfsDone == nil {
 			images.RemoveRootfs(rec.ID)
 		}
@@ -70,9 +80,41 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	}
 	if err := <-rootfsDone; err != nil {
 		e.containers.Remove(rec.ID)
+		e.removeVolumesQuietly(createdVolumes)
 		return nil, fmt.Errorf("creating container rootfs: %w", err)
 	}
 	return rec, nil
+}
+
+// createRecordWithVolumes creates the missing bind sources of -v (as
+// docker does) and the volumes the container needs, and writes its record.
+// The volume lock is held from creating the volumes to writing the record,
+// so that a concurrent `volume rm` or `prune` either sees the container or
+// runs before its volumes exist, and concurrent containers naming the same
+// new volume create it once.
+func (e *Engine) createRecordWithVolumes(rec *state.Record, plan *mountPlan) ([]string, error) {
+	if len(plan.volumes) == 0 && len(plan.hostDirs) == 0 {
+		return nil, e.createRecord(rec)
+	}
+	for _, d := range plan.hostDirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("creating bind source %s: %w", d, err)
+		}
+	}
+	lock, err := e.volumes.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	created, err := e.ensureVolumes(plan.volumes)
+	if err == nil {
+		err = e.createRecord(rec)
+	}
+	if err != nil {
+		e.removeVolumesQuietly(created)
+		return nil, err
+	}
+	return created, nil
 }
 
 // createRecord reserves the container's name (under the short global lock)
