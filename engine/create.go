@@ -58,11 +58,29 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err != nil {
 		return nil, err
 	}
-	plan, err := e.planMounts(o.HostConfig, img.Config.Config.Volumes)
+	// The image's VOLUMEs and those of the request's Config (docker's API)
+	// become anonymous volumes; Config.Volumes lists them, and -v /path
+	// ones, as docker's inspect does.
+	volumes := map[string]struct{}{}
+	for d := range img.Config.Config.Volumes {
+		volumes[d] = struct{}{}
+	}
+	for d := range o.Config.Volumes {
+		volumes[d] = struct{}{}
+	}
+	plan, err := e.planMounts(o.HostConfig, volumes)
 	if err != nil {
 		return nil, err
 	}
 	rec.Mounts = plan.mounts
+	for _, b := range o.HostConfig.Binds {
+		if !strings.Contains(b, ":") {
+			volumes[b] = struct{}{}
+		}
+	}
+	if len(volumes) > 0 {
+		rec.Config.Volumes = volumes
+	}
 
 	// The container's layer is made while its record is written: the two
 	// do not depend on each other, and both wait on the disk.
@@ -96,11 +114,6 @@ func (e *Engine) createRecordWithVolumes(rec *state.Record, plan *mountPlan) ([]
 	if len(plan.volumes) == 0 && len(plan.hostDirs) == 0 {
 		return nil, e.createRecord(rec)
 	}
-	for _, d := range plan.hostDirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("creating bind source %s: %w", d, err)
-		}
-	}
 	lock, err := e.volumes.Lock()
 	if err != nil {
 		return nil, err
@@ -113,6 +126,14 @@ func (e *Engine) createRecordWithVolumes(rec *state.Record, plan *mountPlan) ([]
 	if err != nil {
 		e.removeVolumesQuietly(created)
 		return nil, err
+	}
+	// Made last: a refused name leaves no directory behind.
+	for _, d := range plan.hostDirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			e.containers.Remove(rec.ID)
+			e.removeVolumesQuietly(created)
+			return nil, fmt.Errorf("creating bind source %s: %w", d, err)
+		}
 	}
 	return created, nil
 }

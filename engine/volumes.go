@@ -102,7 +102,7 @@ type VolumeListOptions struct {
 func (e *Engine) VolumeList(ctx context.Context, o VolumeListOptions) ([]*volume.Volume, error) {
 	for k, vals := range o.Filters {
 		switch k {
-		case "name", "label", "driver":
+		case "name", "label", "label!", "driver":
 		case "dangling":
 			for _, v := range vals {
 				if _, ok := parseBool(v); !ok {
@@ -164,6 +164,13 @@ func matchVolume(v *state.Volume, f map[string][]string, used map[string][]strin
 		k, val, hasVal := strings.Cut(l, "=")
 		got, ok := v.Labels[k]
 		if !ok || (hasVal && got != val) {
+			return false
+		}
+	}
+	for _, l := range f["label!"] {
+		k, val, hasVal := strings.Cut(l, "=")
+		got, ok := v.Labels[k]
+		if ok && (!hasVal || got == val) {
 			return false
 		}
 	}
@@ -241,7 +248,7 @@ type VolumePruneOptions struct {
 func (e *Engine) VolumePrune(ctx context.Context, o VolumePruneOptions) (*volume.PruneReport, error) {
 	for k := range o.Filters {
 		switch k {
-		case "label", "all":
+		case "label", "label!", "all":
 		default:
 			return nil, invalidf("invalid filter '%s'", k)
 		}
@@ -269,7 +276,7 @@ func (e *Engine) VolumePrune(ctx context.Context, o VolumePruneOptions) (*volume
 		if len(used[v.Name]) > 0 || (!all && !v.Anonymous()) {
 			continue
 		}
-		if !matchVolume(v, map[string][]string{"label": o.Filters["label"]}, nil) {
+		if !matchVolume(v, map[string][]string{"label": o.Filters["label"], "label!": o.Filters["label!"]}, nil) {
 			continue
 		}
 		size := e.volumes.Size(v.Name)
