@@ -156,7 +156,7 @@ func copyEntries(src, dst *os.File, names []string) error {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			unix.Fchownat(dfd, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
-			unix.Fchmodat(dfd, name, perm, 0)
+			chmodNoFollow(dfd, name, perm)
 		}
 		unix.UtimesNanoAt(dfd, name, times, unix.AT_SYMLINK_NOFOLLOW)
 	}
@@ -188,4 +188,21 @@ func copyXattrs(src, dst int) {
 		}
 		unix.Fsetxattr(dst, name, val[:n], 0)
 	}
+}
+
+// chmodNoFollow changes the mode of the node dir/name itself, never of what
+// a symlink put there meanwhile would point to: fchmodat cannot refuse
+// symlinks, so the node is opened O_PATH|O_NOFOLLOW and changed through
+// its /proc/self/fd entry.
+func chmodNoFollow(dir int, name string, perm uint32) {
+	fd, err := unix.Openat(dir, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return
+	}
+	unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), perm)
 }

@@ -20,6 +20,8 @@ func TestSeedVolume(t *testing.T) {
 	must(os.Chmod(filepath.Join(rootfs, "data"), 0o750))
 	must(os.Symlink("sub/f", filepath.Join(rootfs, "data/link")))
 	must(os.Symlink(host, filepath.Join(rootfs, "escape")))
+	must(syscall.Mkfifo(filepath.Join(rootfs, "data/fifo"), 0o600))
+	must(os.Chmod(filepath.Join(rootfs, "data/fifo"), 0o624))
 	if os.Geteuid() == 0 {
 		must(os.Lchown(filepath.Join(rootfs, "data/sub/f"), 1000, 1001))
 	}
@@ -38,6 +40,9 @@ func TestSeedVolume(t *testing.T) {
 	}
 	if st := fi.Sys().(*syscall.Stat_t); os.Geteuid() == 0 && (st.Uid != 1000 || st.Gid != 1001) {
 		t.Errorf("sub/f owner %d:%d", st.Uid, st.Gid)
+	}
+	if fi, err := os.Lstat(filepath.Join(vol, "fifo")); err != nil || fi.Mode()&os.ModeNamedPipe == 0 || fi.Mode().Perm() != 0o624 {
+		t.Errorf("fifo = %v, %v", fi, err)
 	}
 	if l, err := os.Readlink(filepath.Join(vol, "link")); err != nil || l != "sub/f" {
 		t.Errorf("link = %q, %v", l, err)
