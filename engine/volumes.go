@@ -335,18 +335,41 @@ func (e *Engine) removeAnonymousVolumes(rec *state.Record) {
 }
 
 // volumeSource is the host directory a volume's mount binds: its data
-// directory, or a bind volume's device.
+// directory (where a tmpfs or bind volume is mounted while in use).
 func (e *Engine) volumeSource(v *state.Volume) string {
-	if v.Options["type"] != "tmpfs" && v.Options["device"] != "" {
-		return v.Options["device"]
-	}
 	return e.volumes.DataDir(v.Name)
 }
 
+// mountVolumeOnHost mounts a volume with driver options on its data
+// directory, as docker's local driver does: a tmpfs, or a bind of its
+// device. Plain volumes need nothing.
+func mountVolumeOnHost(v *state.Volume, data string) error {
+	var err error
+	switch {
+	case v.Options["type"] == "tmpfs":
+		err = unix.Mount("tmpfs", data, "tmpfs", 0, v.Options["o"])
+	case v.Options["device"] != "":
+		flags := uintptr(unix.MS_BIND)
+		for _, o := range strings.Split(v.Options["o"], ",") {
+			if o == "rbind" {
+				flags |= unix.MS_REC
+			}
+		}
+		err = unix.Mount(v.Options["device"], data, "", flags, "")
+	default:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("mounting volume %s: %w", v.Name, err)
+	}
+	return nil
+}
+
 // prepareVolumes runs when a container starts, with its rootfs mounted:
-// each volume it uses is mounted on the host if its options ask for a
-// tmpfs, the container is recorded as one of its users, and an empty
-// volume is seeded with what the image has at the mount point. It returns
+// each volume it uses is mounted on its data directory if its options ask
+// for a tmpfs or a bind of a directory, the container is recorded as one
+// of its users, and an empty volume is seeded with what the image has at
+// the mount point. It returns
 // the host source of each volume mount, by destination.
 func (e *Engine) prepareVolumes(rec *state.Record, rootfs string) (map[string]string, error) {
 	sources := map[string]string{}
@@ -381,10 +404,10 @@ func (e *Engine) prepareVolume(id string, mp state.MountPoint, rootfs string) (s
 		return "", err
 	}
 	src := e.volumeSource(v)
-	if v.Options["type"] == "tmpfs" {
+	if len(v.Options) > 0 {
 		if mounted, _ := mountinfo.Mounted(src); !mounted {
-			if err := unix.Mount("tmpfs", src, "tmpfs", 0, v.Options["o"]); err != nil {
-				return "", fmt.Errorf("mounting tmpfs volume %s: %w", v.Name, err)
+			if err := mountVolumeOnHost(v, src); err != nil {
+				return "", err
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
@@ -148,6 +149,11 @@ func Generate(in SpecInput) *specs.Spec {
 		}
 	}
 	s.Mounts = append(s.Mounts, in.Mounts...)
+	// Parents before children, whoever asked for them (docker sorts the
+	// same way): a volume on /etc must not hide the /etc/hosts bind.
+	sort.SliceStable(s.Mounts, func(i, j int) bool {
+		return mountDepth(s.Mounts[i].Destination) < mountDepth(s.Mounts[j].Destination)
+	})
 	if in.User != "" {
 		s.Annotations[AnnotationUser] = in.User
 	}
@@ -155,6 +161,10 @@ func Generate(in SpecInput) *specs.Spec {
 		s.Annotations[AnnotationInit] = "true"
 	}
 	return s
+}
+
+func mountDepth(p string) int {
+	return strings.Count(path.Clean("/"+p), "/")
 }
 
 // Namespaces lists the namespaces a container gets of its own.
