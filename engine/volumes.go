@@ -235,6 +235,19 @@ func (e *Engine) VolumeRemove(ctx context.Context, name string, force bool) erro
 	if ids := e.volumeUsers()[name]; len(ids) > 0 {
 		return e.inUseError(name, ids)
 	}
+	return e.removeVolume(name)
+}
+
+// removeVolume deletes a volume no container uses. A mount left on its
+// data directory (a crash between mounting and recording the start) is
+// undone first: deleting through it would delete a bind volume's device.
+func (e *Engine) removeVolume(name string) error {
+	data := e.volumes.DataDir(name)
+	if mounted, _ := mountinfo.Mounted(data); mounted {
+		if err := unix.Unmount(data, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("remove %s: unmounting %s: %w", name, data, err)
+		}
+	}
 	return e.volumes.Remove(name)
 }
 
@@ -280,7 +293,7 @@ func (e *Engine) VolumePrune(ctx context.Context, o VolumePruneOptions) (*volume
 			continue
 		}
 		size := e.volumes.Size(v.Name)
-		if err := e.volumes.Remove(v.Name); err != nil {
+		if err := e.removeVolume(v.Name); err != nil {
 			return report, err
 		}
 		report.VolumesDeleted = append(report.VolumesDeleted, v.Name)
@@ -311,7 +324,7 @@ func (e *Engine) ensureVolumes(reqs []volumeRequest) ([]string, error) {
 // removeVolumesQuietly removes volumes a failed create made.
 func (e *Engine) removeVolumesQuietly(names []string) {
 	for _, n := range names {
-		e.volumes.Remove(n)
+		e.removeVolume(n)
 	}
 }
 
@@ -329,7 +342,7 @@ func (e *Engine) removeAnonymousVolumes(rec *state.Record) {
 			continue
 		}
 		if v, err := e.volumes.Get(mp.Name); err == nil && v.Anonymous() {
-			e.volumes.Remove(mp.Name)
+			e.removeVolume(mp.Name)
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // Volume layout:
 //
-//	ROOT/volumes/NAME/_data         the volume's content (a tmpfs volume's mount point)
+//	ROOT/volumes/NAME/_data         the volume's content (where a tmpfs or bind volume is mounted)
 //	ROOT/volumes/NAME/volume.json   driver, labels, options, creation time
 //	ROOT/volumes/.lock              held while volumes are created, removed or checked for use
 //	RUNROOT/volumes/NAME.lock       held while a volume is mounted, seeded or released
