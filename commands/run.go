@@ -210,6 +210,18 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 		hc.ShmSize = n
 	}
 	for _, v := range c.StringSlice("volume") {
+		if !strings.Contains(v, ":") {
+			// -v /path: an anonymous volume, which docker's CLI puts in
+			// Config.Volumes rather than in the binds.
+			if _, err := engine.ParseBind(v); err != nil {
+				return nil, err
+			}
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v] = struct{}{}
+			continue
+		}
 		hc.Binds = append(hc.Binds, parseVolumeFlag(v))
 	}
 	for _, v := range c.StringSlice("mount") {

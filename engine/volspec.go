@@ -32,7 +32,7 @@ type mountPlan struct {
 	hostDirs []string        // missing -v bind sources to create (docker does)
 }
 
-// validMode tells the -v modes apart: access, SELinux label, propagation,
+// classifyMode tells the -v modes apart: access, SELinux label, propagation,
 // copy, and docker's ignored consistency values.
 func classifyMode(m string) string {
 	switch m {
@@ -125,8 +125,8 @@ func ParseBind(spec string) (state.MountPoint, error) {
 			}
 		}
 	}
-	if mp.Type == "volume" && mp.Mode == "" {
-		mp.Mode = "z" // what docker reports for a -v volume
+	if mp.Name != "" && mp.Mode == "" {
+		mp.Mode = "z" // what docker reports for a named -v volume
 	}
 	return mp, nil
 }

@@ -17,7 +17,7 @@ func TestParseBind(t *testing.T) {
 		spec string
 		want state.MountPoint
 	}{
-		{"/data", state.MountPoint{Type: "volume", Destination: "/data", Mode: "z", RW: true}},
+		{"/data", state.MountPoint{Type: "volume", Destination: "/data", RW: true}},
 		{"name:/data", state.MountPoint{Type: "volume", Name: "name", Destination: "/data", Mode: "z", RW: true}},
 		{"name:/data/:ro", state.MountPoint{Type: "volume", Name: "name", Destination: "/data", Mode: "ro", RW: false}},
 		{"name:/data:nocopy,rw", state.MountPoint{Type: "volume", Name: "name", Destination: "/data", Mode: "nocopy,rw", RW: true, NoCopy: true}},
