@@ -36,7 +36,7 @@ func psCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-trunc", Usage: "don't truncate output"},
 			&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "display total file sizes"},
 			&cli.StringFlag{Name: "format", Usage: "format output using a Go template"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited)"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited, volume)"},
 		},
 		Action: func(c *cli.Context) error {
 			filters, err := parsePsFilters(c.StringSlice("filter"))
@@ -121,9 +121,27 @@ func (r *psRow) RunningFor() string {
 
 func (r *psRow) Ports() string    { return "" }
 func (r *psRow) Networks() string { return string(r.c.Record.HostConfig.NetworkMode) }
-func (r *psRow) Mounts() string   { return "" }
-func (r *psRow) Names() string    { return r.c.Record.Name }
-func (r *psRow) State() string    { return r.c.State.Status }
+
+// Mounts lists volume names and bind sources, as docker's ps does
+// (volume names cut to 15 characters unless --no-trunc).
+func (r *psRow) Mounts() string {
+	var out []string
+	for _, m := range r.c.Record.Mounts {
+		switch m.Type {
+		case "volume":
+			n := m.Name
+			if !r.noTrunc && len(n) > 15 {
+				n = n[:15] + "…"
+			}
+			out = append(out, n)
+		case "bind":
+			out = append(out, m.Source)
+		}
+	}
+	return strings.Join(out, ",")
+}
+func (r *psRow) Names() string { return r.c.Record.Name }
+func (r *psRow) State() string { return r.c.State.Status }
 func (r *psRow) Size() string {
 	return humanSize(r.c.SizeRw)
 }
@@ -164,7 +182,7 @@ func statusText(st *state.State) string {
 // psFilters are docker ps's -f filters: the same key ORs, different keys AND.
 type psFilters map[string][]string
 
-var psFilterKeys = map[string]bool{"status": true, "name": true, "id": true, "label": true, "ancestor": true, "exited": true}
+var psFilterKeys = map[string]bool{"status": true, "name": true, "id": true, "label": true, "ancestor": true, "exited": true, "volume": true}
 
 var validStatus = map[string]bool{"created": true, "restarting": true, "running": true, "removing": true, "paused": true, "exited": true, "dead": true}
 
@@ -173,7 +191,7 @@ func parsePsFilters(list []string) (psFilters, error) {
 	for _, item := range list {
 		k, v, ok := strings.Cut(item, "=")
 		if !ok || !psFilterKeys[k] {
-			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited)", item)
+			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited, volume)", item)
 		}
 		switch k {
 		case "status":
@@ -232,6 +250,14 @@ func (f psFilters) match(e *engine.Engine, c *engine.Container) (bool, error) {
 			k, want, hasValue := strings.Cut(v, "=")
 			got, has := rec.Config.Labels[k]
 			return has && (!hasValue || got == want)
+		}) &&
+		any("volume", func(v string) bool { // a volume name, or a mount's destination
+			for _, m := range rec.Mounts {
+				if (m.Type == "volume" && m.Name == v) || m.Destination == v {
+					return true
+				}
+			}
+			return false
 		})
 	if !ok || len(f["ancestor"]) == 0 {
 		return ok, nil

@@ -44,6 +44,10 @@ func createFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "security-opt", Usage: "security options: no-new-privileges, seccomp=unconfined|PROFILE.json"},
 		&cli.BoolFlag{Name: "read-only", Usage: "mount the container's root filesystem as read only"},
 		&cli.StringSliceFlag{Name: "tmpfs", Usage: "mount a tmpfs directory (PATH[:OPTIONS])"},
+		// Volumes.
+		&cli.StringSliceFlag{Name: "volume", Aliases: []string{"v"}, Usage: "bind mount a host path or mount a volume ([/HOST|NAME:]/CONTAINER[:ro|rw,z|Z,PROPAGATION,nocopy])"},
+		&cli.StringSliceFlag{Name: "mount", Usage: "attach a filesystem mount (type=bind|volume|tmpfs,source=,target=,readonly,…)"},
+		&cli.StringSliceFlag{Name: "volumes-from", Usage: "mount the volumes of another container (CONTAINER[:ro|rw])"},
 		&cli.StringSliceFlag{Name: "sysctl", Usage: "namespaced kernel parameters (KEY=VALUE)"},
 		&cli.StringSliceFlag{Name: "group-add", Usage: "additional groups to join (name or id)"},
 		&cli.StringSliceFlag{Name: "ulimit", Usage: "ulimit options (NAME=SOFT[:HARD])"},
@@ -205,6 +209,29 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 		}
 		hc.ShmSize = n
 	}
+	for _, v := range c.StringSlice("volume") {
+		if !strings.Contains(v, ":") {
+			// -v /path: an anonymous volume, which docker's CLI puts in
+			// Config.Volumes rather than in the binds.
+			if _, err := engine.ParseBind(v); err != nil {
+				return nil, err
+			}
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v] = struct{}{}
+			continue
+		}
+		hc.Binds = append(hc.Binds, parseVolumeFlag(v))
+	}
+	for _, v := range c.StringSlice("mount") {
+		m, err := parseMount(v)
+		if err != nil {
+			return nil, err
+		}
+		hc.Mounts = append(hc.Mounts, m)
+	}
+	hc.VolumesFrom = c.StringSlice("volumes-from")
 	if err := securityFlags(c, hc); err != nil {
 		return nil, err
 	}

@@ -192,7 +192,7 @@ func (e *Engine) commitBuild(ctx context.Context, id string, s BuildStep) (*stor
 }
 
 func (e *Engine) removeBuildContainer(id string) {
-	if err := e.Remove(context.Background(), id, RemoveOptions{Force: true}); err != nil && !errors.Is(err, state.ErrNoSuchContainer) {
+	if err := e.Remove(context.Background(), id, RemoveOptions{Force: true, Volumes: true}); err != nil && !errors.Is(err, state.ErrNoSuchContainer) {
 		fmt.Fprintf(os.Stderr, "warning: removing build container %s: %v\n", id[:12], err)
 	}
 }

@@ -42,6 +42,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateSecurity(o.HostConfig); err != nil {
 		return nil, err
 	}
+	// Volumes and bind mounts are checked before the image is looked up.
+	if _, err := e.planMounts(o.HostConfig, nil); err != nil {
+		return nil, err
+	}
 	images, err := e.Images()
 	if err != nil {
 		return nil, err
@@ -54,6 +58,29 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err != nil {
 		return nil, err
 	}
+	// The image's VOLUMEs and those of the request's Config (docker's API)
+	// become anonymous volumes; Config.Volumes lists them, and -v /path
+	// ones, as docker's inspect does.
+	volumes := map[string]struct{}{}
+	for d := range img.Config.Config.Volumes {
+		volumes[d] = struct{}{}
+	}
+	for d := range o.Config.Volumes {
+		volumes[d] = struct{}{}
+	}
+	plan, err := e.planMounts(o.HostConfig, volumes)
+	if err != nil {
+		return nil, err
+	}
+	rec.Mounts = plan.mounts
+	for _, b := range o.HostConfig.Binds {
+		if !strings.Contains(b, ":") {
+			volumes[b] = struct{}{}
+		}
+	}
+	if len(volumes) > 0 {
+		rec.Config.Volumes = volumes
+	}
 
 	// The container's layer is made while its record is written: the two
 	// do not depend on each other, and both wait on the disk.
@@ -62,7 +89,8 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		rootfsDone <- images.CreateRootfs(rec.ID, img.ID, storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove})
 	}()
 	rec.Driver = images.Driver()
-	if err := e.createRecord(rec); err != nil {
+	createdVolumes, err := e.createRecordWithVolumes(rec, plan)
+	if err != nil {
 		if <-rootfsDone == nil {
 			images.RemoveRootfs(rec.ID)
 		}
@@ -70,9 +98,44 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	}
 	if err := <-rootfsDone; err != nil {
 		e.containers.Remove(rec.ID)
+		e.removeVolumesQuietly(createdVolumes)
 		return nil, fmt.Errorf("creating container rootfs: %w", err)
 	}
 	return rec, nil
+}
+
+// createRecordWithVolumes creates the missing bind sources of -v (as
+// docker does) and the volumes the container needs, and writes its record.
+// The volume lock is held from creating the volumes to writing the record,
+// so that a concurrent `volume rm` or `prune` either sees the container or
+// runs before its volumes exist, and concurrent containers naming the same
+// new volume create it once.
+func (e *Engine) createRecordWithVolumes(rec *state.Record, plan *mountPlan) ([]string, error) {
+	if len(plan.volumes) == 0 && len(plan.hostDirs) == 0 {
+		return nil, e.createRecord(rec)
+	}
+	lock, err := e.volumes.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	created, err := e.ensureVolumes(plan.volumes)
+	if err == nil {
+		err = e.createRecord(rec)
+	}
+	if err != nil {
+		e.removeVolumesQuietly(created)
+		return nil, err
+	}
+	// Made last: a refused name leaves no directory behind.
+	for _, d := range plan.hostDirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			e.containers.Remove(rec.ID)
+			e.removeVolumesQuietly(created)
+			return nil, fmt.Errorf("creating bind source %s: %w", d, err)
+		}
+	}
+	return created, nil
 }
 
 // createRecord reserves the container's name (under the short global lock)

@@ -41,6 +41,7 @@ func DefaultConfig() Config {
 type Engine struct {
 	cfg        Config
 	containers *state.Store
+	volumes    *state.VolumeStore
 
 	imagesOnce sync.Once
 	images     *storage.Store
@@ -60,7 +61,11 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, containers: cs}, nil
+	vs, err := state.OpenVolumes(cfg.Root, cfg.RunRoot)
+	if err != nil {
+		return nil, err
+	}
+	return &Engine{cfg: cfg, containers: cs, volumes: vs}, nil
 }
 
 // Config returns the engine's configuration.

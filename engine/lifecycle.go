@@ -427,7 +427,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		return fmt.Errorf("cannot remove container %q: %w", ref, err)
 	}
 	defer lock.Unlock()
-	return e.removeContainer(id)
+	return e.removeContainerVolumes(id, o.Volumes)
 }
 
 func (e *Engine) exists(id string) bool {
@@ -438,6 +438,28 @@ func (e *Engine) exists(id string) bool {
 // removeContainer deletes a stopped container. The caller holds its
 // monitor lock.
 func (e *Engine) removeContainer(id string) error {
+	return e.removeContainerVolumes(id, false)
+}
+
+// removeContainerVolumes deletes a stopped container and, with volumes,
+// its anonymous volumes that no other container uses (rm -v, and --rm as
+// docker does). Named volumes always stay.
+func (e *Engine) removeContainerVolumes(id string, volumes bool) error {
+	rec, _ := e.containers.Record(id)
+	if rec != nil {
+		e.releaseVolumes(rec)
+		volumes = volumes || rec.HostConfig.AutoRemove
+	}
+	if err := e.removeContainerOnly(id); err != nil {
+		return err
+	}
+	if volumes && rec != nil {
+		e.removeAnonymousVolumes(rec)
+	}
+	return nil
+}
+
+func (e *Engine) removeContainerOnly(id string) error {
 	images, err := e.Images()
 	if err != nil {
 		return err

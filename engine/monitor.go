@@ -72,11 +72,18 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		}
 	}()
 	rootfs := ""
+	var volumeSources map[string]string
 	mount := func() error {
 		if rootfs, err = images.MountRootfs(rec.ID); err != nil {
 			return fmt.Errorf("mounting container rootfs: %w", err)
 		}
 		cleanups = append(cleanups, func() { images.UnmountRootfs(rec.ID) })
+		// Volumes are mounted (tmpfs volumes) and seeded on the host
+		// before the child makes its mount namespace.
+		cleanups = append(cleanups, func() { e.releaseVolumes(rec) })
+		if volumeSources, err = e.prepareVolumes(rec, rootfs); err != nil {
+			return err
+		}
 		return nil
 	}
 	if l == nil {
@@ -109,7 +116,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	cleanups = append(cleanups, func() { log.Close() })
 	io := l.cio
 	io.startCopying(log)
-	spec, err := e.specFor(rec, rootfs, l.cg.Name)
+	spec, err := e.specFor(rec, rootfs, l.cg.Name, volumeSources)
 	if err != nil {
 		return 125, nil, nil, err
 	}
@@ -185,6 +192,7 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 // releaseResources unmounts the rootfs and removes the cgroup of a
 // container that stopped, and removes the container itself for --rm.
 func (e *Engine) releaseResources(rec *state.Record) {
+	e.releaseVolumes(rec)
 	cgroupGone := make(chan struct{})
 	go func() {
 		oci.RemoveCgroup(cgroupName(rec.ID))

@@ -128,7 +128,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		Platform:       "linux",
 		HostConfig:     rec.HostConfig,
 		Config:         rec.Config,
-		Mounts:         []container.MountPoint{},
+		Mounts:         e.volumeMountPoints(rec),
 		NetworkSettings: &container.NetworkSettings{
 			SandboxKey: sandboxKey(st),
 		},

@@ -119,7 +119,7 @@ func rlimitName(name string) (string, bool) {
 }
 
 // specFor builds the OCI runtime spec of a container about to start.
-func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string) (*specs.Spec, error) {
+func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string, volumeSources map[string]string) (*specs.Spec, error) {
 	hc := rec.HostConfig
 	dir := e.containers.Dir(rec.ID)
 	caps, err := oci.Capabilities(hc.Privileged, hc.CapAdd, hc.CapDrop)
@@ -157,6 +157,7 @@ func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string) (*specs.Spec,
 		GroupAdd:        hc.GroupAdd,
 		Sysctls:         hc.Sysctls,
 		Tmpfs:           hc.Tmpfs,
+		Mounts:          userMounts(rec.Mounts, volumeSources),
 		Rlimits:         rlimits,
 		Seccomp:         so.seccomp,
 	})
@@ -171,6 +172,41 @@ func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string) (*specs.Spec,
 		spec.Linux.Devices = append(spec.Linux.Devices, dev)
 	}
 	return spec, nil
+}
+
+// userMounts turns a container's volumes, bind mounts and --mount tmpfs
+// mounts into OCI mounts; volumeSources maps a volume mount's destination
+// to its host directory.
+func userMounts(mps []state.MountPoint, volumeSources map[string]string) []specs.Mount {
+	var out []specs.Mount
+	for _, mp := range mps {
+		switch mp.Type {
+		case "tmpfs":
+			opts := []string{"nosuid", "nodev", "noexec"}
+			if mp.TmpfsOptions != "" {
+				opts = append(opts, strings.Split(mp.TmpfsOptions, ",")...)
+			}
+			if !mp.RW {
+				opts = append(opts, "ro")
+			}
+			out = append(out, specs.Mount{Destination: mp.Destination, Type: "tmpfs", Source: "tmpfs", Options: opts})
+		case "bind", "volume":
+			src := mp.Source
+			if mp.Type == "volume" {
+				src = volumeSources[mp.Destination]
+			}
+			prop := mp.Propagation
+			if prop == "" {
+				prop = "rprivate"
+			}
+			opts := []string{"rbind", prop}
+			if !mp.RW {
+				opts = append(opts, "ro")
+			}
+			out = append(out, specs.Mount{Destination: mp.Destination, Type: "bind", Source: src, Options: opts})
+		}
+	}
+	return out
 }
 
 // resourcesFor turns docker's resource settings into the OCI form that

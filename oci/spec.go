@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
@@ -59,8 +60,12 @@ type SpecInput struct {
 	GroupAdd        []string
 	Sysctls         map[string]string
 	Tmpfs           map[string]string // path → mount options
-	Rlimits         []specs.POSIXRlimit
-	Seccomp         string // "" Docker's default profile, "unconfined", or a JSON profile
+	// Mounts are the container's volumes and bind mounts, mounted after
+	// the others in this order; one at /etc/hosts, /etc/hostname or
+	// /etc/resolv.conf replaces berth's own file.
+	Mounts  []specs.Mount
+	Rlimits []specs.POSIXRlimit
+	Seccomp string // "" Docker's default profile, "unconfined", or a JSON profile
 }
 
 // Generate builds the OCI runtime spec for one container.
@@ -134,11 +139,21 @@ func Generate(in SpecInput) *specs.Spec {
 	if len(in.GroupAdd) > 0 {
 		s.Annotations[AnnotationGroupAdd] = strings.Join(in.GroupAdd, ",")
 	}
+	user := map[string]bool{}
+	for _, m := range in.Mounts {
+		user[m.Destination] = true
+	}
 	for dst, src := range map[string]string{"/etc/hosts": in.HostsPath, "/etc/hostname": in.HostnamePath, "/etc/resolv.conf": in.ResolvConfPath} {
-		if src != "" {
+		if src != "" && !user[dst] {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate"}})
 		}
 	}
+	s.Mounts = append(s.Mounts, in.Mounts...)
+	// Parents before children, whoever asked for them (docker sorts the
+	// same way): a volume on /etc must not hide the /etc/hosts bind.
+	sort.SliceStable(s.Mounts, func(i, j int) bool {
+		return mountDepth(s.Mounts[i].Destination) < mountDepth(s.Mounts[j].Destination)
+	})
 	if in.User != "" {
 		s.Annotations[AnnotationUser] = in.User
 	}
@@ -146,6 +161,10 @@ func Generate(in SpecInput) *specs.Spec {
 		s.Annotations[AnnotationInit] = "true"
 	}
 	return s
+}
+
+func mountDepth(p string) int {
+	return strings.Count(path.Clean("/"+p), "/")
 }
 
 // Namespaces lists the namespaces a container gets of its own.

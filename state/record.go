@@ -30,6 +30,24 @@ type Record struct {
 	Config     *container.Config     `json:"config"`
 	HostConfig *container.HostConfig `json:"hostConfig"`
 	Driver     string                `json:"driver"`
+	// Mounts are the container's volumes, bind mounts and --mount tmpfs
+	// mounts, resolved at create time (-v, --mount, --volumes-from and the
+	// image's VOLUME entries), in the order they are mounted.
+	Mounts []MountPoint `json:"mounts,omitempty"`
+}
+
+// MountPoint is one resolved mount of a container.
+type MountPoint struct {
+	Type        string `json:"type"`             // bind, volume or tmpfs
+	Name        string `json:"name,omitempty"`   // the volume's name
+	Source      string `json:"source,omitempty"` // host path of a bind mount
+	Destination string `json:"destination"`
+	Mode        string `json:"mode,omitempty"` // the mode string as given (-v)
+	RW          bool   `json:"rw"`
+	Propagation string `json:"propagation,omitempty"`
+	NoCopy      bool   `json:"nocopy,omitempty"` // do not seed a new volume from the image
+	// TmpfsOptions are the mount options of a tmpfs mount (size=, mode=).
+	TmpfsOptions string `json:"tmpfsOptions,omitempty"`
 }
 
 // Volatile tells whether the container is removed when it exits (--rm):
