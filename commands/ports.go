@@ -2,6 +2,7 @@ package commands
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -201,4 +202,51 @@ func sortedPortKeys(m map[string][]string) []string {
 		return pi < pj
 	})
 	return keys
+}
+
+// displayPorts is docker's PORTS column: "0.0.0.0:8080->80/tcp" for a
+// published port, "80/tcp" for one only exposed. Runs of consecutive
+// ports are grouped when a port is published on its own number
+// ("0.0.0.0:8000-8002->8000-8002/tcp") or only exposed ("80-82/tcp");
+// ports published on another number are listed one by one, last. ps is
+// sorted by container port, host IP, host port and protocol.
+func displayPorts(ps []container.PortSummary) string {
+	type group struct {
+		ip          string // "" for exposed only
+		proto       string
+		first, last uint16
+	}
+	var groups []*group
+	open := map[string]*group{}
+	var single []string
+	for _, p := range ps {
+		ip := ""
+		if p.IP.IsValid() {
+			ip = p.IP.String()
+			if p.PublicPort != p.PrivatePort {
+				single = append(single, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(ip, strconv.Itoa(int(p.PublicPort))), p.PrivatePort, p.Type))
+				continue
+			}
+		}
+		key := ip + "/" + p.Type
+		if g := open[key]; g != nil && g.last+1 == p.PrivatePort {
+			g.last = p.PrivatePort
+			continue
+		}
+		g := &group{ip: ip, proto: p.Type, first: p.PrivatePort, last: p.PrivatePort}
+		open[key] = g
+		groups = append(groups, g)
+	}
+	var out []string
+	for _, g := range groups {
+		r := strconv.Itoa(int(g.first))
+		if g.last != g.first {
+			r += "-" + strconv.Itoa(int(g.last))
+		}
+		if g.ip != "" {
+			r = net.JoinHostPort(g.ip, r) + "->" + r
+		}
+		out = append(out, r+"/"+g.proto)
+	}
+	return strings.Join(append(out, single...), ", ")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"testing"
@@ -160,5 +161,27 @@ func TestSortedPortKeys(t *testing.T) {
 	m := map[string][]string{"443/tcp": nil, "80/udp": nil, "80/tcp": nil, "8080/tcp": nil, "53/udp": nil}
 	if got := strings.Join(sortedPortKeys(m), " "); got != "53/udp 80/tcp 80/udp 443/tcp 8080/tcp" {
 		t.Errorf("sortedPortKeys = %s", got)
+	}
+}
+
+func TestDisplayPorts(t *testing.T) {
+	v4, v6, lo := netip.IPv4Unspecified(), netip.IPv6Unspecified(), netip.MustParseAddr("127.0.0.1")
+	cases := []struct {
+		in   []container.PortSummary
+		want string
+	}{
+		{nil, ""},
+		{[]container.PortSummary{{PrivatePort: 80, Type: "tcp"}}, "80/tcp"},
+		{[]container.PortSummary{{IP: v4, PrivatePort: 80, PublicPort: 8080, Type: "tcp"}, {IP: v6, PrivatePort: 80, PublicPort: 8080, Type: "tcp"}},
+			"0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"},
+		{[]container.PortSummary{{PrivatePort: 80, Type: "tcp"}, {PrivatePort: 81, Type: "tcp"}, {PrivatePort: 82, Type: "tcp"}, {PrivatePort: 53, Type: "udp"}},
+			"80-82/tcp, 53/udp"},
+		{[]container.PortSummary{{IP: v4, PrivatePort: 8000, PublicPort: 8000, Type: "tcp"}, {IP: v4, PrivatePort: 8001, PublicPort: 8001, Type: "tcp"}, {IP: lo, PrivatePort: 9000, PublicPort: 9001, Type: "udp"}},
+			"0.0.0.0:8000-8001->8000-8001/tcp, 127.0.0.1:9001->9000/udp"},
+	}
+	for _, c := range cases {
+		if got := displayPorts(c.in); got != c.want {
+			t.Errorf("displayPorts(%+v) = %q, want %q", c.in, got, c.want)
+		}
 	}
 }

@@ -119,7 +119,7 @@ func (r *psRow) RunningFor() string {
 	return humanDuration(time.Since(r.c.Record.Created)) + " ago"
 }
 
-func (r *psRow) Ports() string    { return "" }
+func (r *psRow) Ports() string    { return displayPorts(r.c.PortSummaries()) }
 func (r *psRow) Networks() string { return string(r.c.Record.HostConfig.NetworkMode) }
 func (r *psRow) Mounts() string   { return "" }
 func (r *psRow) Names() string    { return r.c.Record.Name }

@@ -42,6 +42,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateSecurity(o.HostConfig); err != nil {
 		return nil, err
 	}
+	if err := validatePorts(o.Config, o.HostConfig); err != nil { // engine/ports.go
+		return nil, err
+	}
 	images, err := e.Images()
 	if err != nil {
 		return nil, err
@@ -132,6 +135,7 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 		}
 	}
 	cfg.Env = mergeEnv(ic.Env, cfg.Env)
+	mergeExposedPorts(&cfg, ic.ExposedPorts)
 	if cfg.WorkingDir == "" {
 		cfg.WorkingDir = ic.WorkingDir
 	}

@@ -131,6 +131,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		Mounts:         []container.MountPoint{},
 		NetworkSettings: &container.NetworkSettings{
 			SandboxKey: sandboxKey(st),
+			Ports:      c.Ports(),
 		},
 	}
 	return resp, nil

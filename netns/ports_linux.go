@@ -127,6 +127,9 @@ type Published struct {
 	// Ports are the mappings as asked, with HostPort resolved (random
 	// ports picked, ranges narrowed: HostPortEnd is 0).
 	Ports []PortMapping
+	// IPv6 tells that the mappings without HostIP listen on IPv6 too
+	// ([::], a dual-stack socket): false on a host without IPv6.
+	IPv6 bool
 
 	table, id string
 	rules     bool
@@ -181,6 +184,9 @@ func Publish(o PublishOptions) (*Published, error) {
 		m.HostPort, m.HostPortEnd = port, 0
 		p.Ports = append(p.Ports, m)
 		listeners = append(listeners, ln)
+		if m.HostIP == nil && dualStack(ln) {
+			p.IPv6 = true
+		}
 		needDNAT = needDNAT || m.dnat()
 	}
 	if needDNAT {
@@ -585,6 +591,18 @@ func reserveSCTP(ip net.IP, port uint16) (any, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), "sctp"), nil
+}
+
+// dualStack tells whether a listener on every address is an IPv6 socket
+// (it then takes IPv4 too).
+func dualStack(ln any) bool {
+	switch l := ln.(type) {
+	case *net.TCPListener:
+		return l.Addr().(*net.TCPAddr).IP.To4() == nil
+	case *net.UDPConn:
+		return l.LocalAddr().(*net.UDPAddr).IP.To4() == nil
+	}
+	return false
 }
 
 func closeListener(ln any) {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 )
 
 // Container statuses, as Docker names them.
@@ -51,6 +52,10 @@ type State struct {
 	// StoppedByUser is set by stop and kill so that restart policies and
 	// unless-stopped know the exit was asked for.
 	StoppedByUser bool `json:"stoppedByUser,omitempty"`
+	// Ports are the ports published for the running container, host
+	// ports resolved (docker's NetworkSettings.Ports); meaningful only
+	// while the state is active.
+	Ports network.PortMap `json:"ports,omitempty"`
 }
 
 // Active tells whether the state says a process should be there.
