@@ -11,6 +11,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/urfave/cli/v2"
+
+	"github.com/berth-dev/berth/engine"
 )
 
 // portFlags are run's and create's -p, -P and --expose.
@@ -249,4 +251,24 @@ func displayPorts(ps []container.PortSummary) string {
 		out = append(out, r+"/"+g.proto)
 	}
 	return strings.Join(append(out, single...), ", ")
+}
+
+// portFilterMatch is ps's publish= and expose= filters: PORT[-END][/PROTO]
+// (tcp unless given) against the container's published ports (a running
+// container's ports with a host binding) or its exposed ports.
+func portFilterMatch(spec string, c *engine.Container, published bool) bool {
+	want, err := parseExpose(spec)
+	if err != nil {
+		return false
+	}
+	for _, p := range want {
+		if published {
+			if len(c.Ports()[p]) > 0 {
+				return true
+			}
+		} else if _, ok := c.Record.Config.ExposedPorts[p]; ok {
+			return true
+		}
+	}
+	return false
 }

@@ -13,6 +13,9 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/urfave/cli/v2"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/state"
 )
 
 // bindingsString renders a PortMap as "80/tcp=IP|PORT,…;…", sorted.
@@ -183,5 +186,50 @@ func TestDisplayPorts(t *testing.T) {
 		if got := displayPorts(c.in); got != c.want {
 			t.Errorf("displayPorts(%+v) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+func TestPortFilters(t *testing.T) {
+	c := &engine.Container{
+		Record: &state.Record{
+			Config:     &container.Config{ExposedPorts: network.PortSet{network.MustParsePort("80/tcp"): {}, network.MustParsePort("8080/tcp"): {}, network.MustParsePort("53/udp"): {}}},
+			HostConfig: &container.HostConfig{NetworkMode: "bridge"},
+		},
+		State: &state.State{Status: state.StatusRunning, Ports: network.PortMap{
+			network.MustParsePort("80/tcp"): {{HostIP: netip.IPv4Unspecified(), HostPort: "32768"}},
+		}},
+	}
+	f, err := parsePsFilters([]string{"publish=80"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		filter string
+		want   bool
+	}{
+		{"publish=80", true}, {"publish=80/tcp", true}, {"publish=80/udp", false}, {"publish=8080", false},
+		{"publish=70-90", true}, {"expose=8080", true}, {"expose=8000-8100/tcp", true}, {"expose=53", false},
+		{"expose=53/udp", true}, {"expose=81", false},
+	}
+	for _, tc := range cases {
+		f, err = parsePsFilters([]string{tc.filter})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := f.match(nil, c); got != tc.want {
+			t.Errorf("%s matched: %v, want %v", tc.filter, got, tc.want)
+		}
+	}
+	if _, err := parsePsFilters([]string{"publish=x"}); err == nil {
+		t.Error("publish=x accepted")
+	}
+	c.State.Status = state.StatusExited
+	f, _ = parsePsFilters([]string{"expose=53/udp"})
+	if ok, _ := f.match(nil, c); !ok {
+		t.Error("expose=53/udp does not match an exited container")
+	}
+	f, _ = parsePsFilters([]string{"publish=80"})
+	if ok, _ := f.match(nil, c); ok {
+		t.Error("publish=80 matches an exited container")
 	}
 }
