@@ -228,8 +228,11 @@ func Publish(o PublishOptions) (*Published, error) {
 }
 
 // Close stops the proxies, frees the ports and removes the rules. It may
-// be called more than once.
+// be called more than once, and on a nil *Published (nothing published).
 func (p *Published) Close() error {
+	if p == nil {
+		return nil
+	}
 	p.once.Do(func() {
 		for i := len(p.closers) - 1; i >= 0; i-- {
 			p.closers[i]()

@@ -547,3 +547,10 @@ func TestPublishTableFirst(t *testing.T) {
 	must(t, c.Flush())
 	must(t, Unpublish(n.table, "abc"))
 }
+
+func TestNilPublishedClose(t *testing.T) {
+	var p *Published // publishPorts returns nil when there is nothing to publish
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
