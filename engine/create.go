@@ -39,10 +39,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateHostConfig(o.HostConfig); err != nil {
 		return nil, err
 	}
-	if err := validateSecurity(o.HostConfig); err != nil {
+	if err := validatePorts(o.Config, o.HostConfig); err != nil { // engine/ports.go
 		return nil, err
 	}
-	if err := validatePorts(o.Config, o.HostConfig); err != nil { // engine/ports.go
+	if err := validateSecurity(o.HostConfig); err != nil {
 		return nil, err
 	}
 	images, err := e.Images()
@@ -135,7 +135,6 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 		}
 	}
 	cfg.Env = mergeEnv(ic.Env, cfg.Env)
-	mergeExposedPorts(&cfg, ic.ExposedPorts)
 	if cfg.WorkingDir == "" {
 		cfg.WorkingDir = ic.WorkingDir
 	}
@@ -145,6 +144,7 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 	if cfg.StopSignal == "" {
 		cfg.StopSignal = ic.StopSignal
 	}
+	mergeExposedPorts(&cfg, ic.ExposedPorts)
 	labels := map[string]string{}
 	for k, v := range ic.Labels {
 		labels[k] = v

@@ -130,8 +130,8 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		Config:         rec.Config,
 		Mounts:         []container.MountPoint{},
 		NetworkSettings: &container.NetworkSettings{
-			SandboxKey: sandboxKey(st),
 			Ports:      c.Ports(),
+			SandboxKey: sandboxKey(st),
 		},
 	}
 	return resp, nil

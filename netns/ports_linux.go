@@ -381,7 +381,7 @@ func addRules(o PublishOptions, cip net.IP, subnet *net.IPNet, ports []PortMappi
 	hairpin = append(hairpin, matchIPv4(16, cip, net.CIDRMask(32, 32), true)...)
 	hairpin = append(hairpin,
 		&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(o.Bridge)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nftIfname(o.Bridge)},
 		&expr.Masq{},
 	)
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, UserData: tag, Exprs: hairpin})
@@ -429,7 +429,7 @@ func dnatTo(ip net.IP, port uint16) []expr.Any {
 	}
 }
 
-func ifname(name string) []byte {
+func nftIfname(name string) []byte {
 	b := make([]byte, unix.IFNAMSIZ)
 	copy(b, name)
 	return b
