@@ -46,7 +46,10 @@ package netns
 //
 // Forwarded traffic (a client on another host) needs net.ipv4.ip_forward
 // and a forward filter that accepts `ct status dnat` towards the bridge;
-// both are the bridge code's.
+// both are the bridge code's. So is hairpin mode on each container's
+// bridge port (netlink.LinkSetHairpin): with br_netfilter loaded, a
+// container reaching its own published port through a host address gets
+// its DNAT'ed frame bridged back out of the port it came in by.
 
 import (
 	"errors"
