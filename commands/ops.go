@@ -2,7 +2,6 @@ package commands
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -205,12 +204,7 @@ func portCommand() *cli.Command {
 					}
 					return nil
 				}
-				keys := make([]string, 0, len(ports))
-				for k := range ports {
-					keys = append(keys, k)
-				}
-				sort.Strings(keys)
-				for _, k := range keys {
+				for _, k := range sortedPortKeys(ports) { // by number, then protocol
 					for _, hp := range ports[k] {
 						fmt.Fprintf(c.App.Writer, "%s -> %s\n", k, hp)
 					}

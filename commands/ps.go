@@ -36,7 +36,7 @@ func psCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-trunc", Usage: "don't truncate output"},
 			&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "display total file sizes"},
 			&cli.StringFlag{Name: "format", Usage: "format output using a Go template"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited, volume)"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited, volume, publish, expose)"},
 		},
 		Action: func(c *cli.Context) error {
 			filters, err := parsePsFilters(c.StringSlice("filter"))
@@ -119,7 +119,7 @@ func (r *psRow) RunningFor() string {
 	return humanDuration(time.Since(r.c.Record.Created)) + " ago"
 }
 
-func (r *psRow) Ports() string    { return "" }
+func (r *psRow) Ports() string    { return displayPorts(r.c.PortSummaries()) }
 func (r *psRow) Networks() string { return string(r.c.Record.HostConfig.NetworkMode) }
 
 // Mounts lists volume names and bind sources, as docker's ps does
@@ -182,7 +182,8 @@ func statusText(st *state.State) string {
 // psFilters are docker ps's -f filters: the same key ORs, different keys AND.
 type psFilters map[string][]string
 
-var psFilterKeys = map[string]bool{"status": true, "name": true, "id": true, "label": true, "ancestor": true, "exited": true, "volume": true}
+var psFilterKeys = map[string]bool{"status": true, "name": true, "id": true, "label": true, "ancestor": true, "exited": true,
+	"volume": true, "publish": true, "expose": true}
 
 var validStatus = map[string]bool{"created": true, "restarting": true, "running": true, "removing": true, "paused": true, "exited": true, "dead": true}
 
@@ -191,7 +192,7 @@ func parsePsFilters(list []string) (psFilters, error) {
 	for _, item := range list {
 		k, v, ok := strings.Cut(item, "=")
 		if !ok || !psFilterKeys[k] {
-			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited, volume)", item)
+			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited, volume, publish, expose)", item)
 		}
 		switch k {
 		case "status":
@@ -201,6 +202,10 @@ func parsePsFilters(list []string) (psFilters, error) {
 		case "exited":
 			if _, err := strconv.Atoi(v); err != nil {
 				return nil, usagef("invalid filter 'exited=%s'", v)
+			}
+		case "publish", "expose":
+			if _, err := parseExpose(v); err != nil {
+				return nil, usagef("invalid filter '%s=%s': %v", k, v, err)
 			}
 		case "name":
 			if _, err := regexp.Compile(v); err != nil {
@@ -258,7 +263,9 @@ func (f psFilters) match(e *engine.Engine, c *engine.Container) (bool, error) {
 				}
 			}
 			return false
-		})
+		}) &&
+		any("publish", func(v string) bool { return portFilterMatch(v, c, true) }) &&
+		any("expose", func(v string) bool { return portFilterMatch(v, c, false) })
 	if !ok || len(f["ancestor"]) == 0 {
 		return ok, nil
 	}

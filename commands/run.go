@@ -73,7 +73,7 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "create and start a container",
 		ArgsUsage: "IMAGE [COMMAND] [ARG...]",
-		Flags: append(createFlags(),
+		Flags: append(append(createFlags(), portFlags()...), // -p, -P, --expose: commands/ports.go
 			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "run in the background and print the container ID"},
 			&cli.StringFlag{Name: "detach-keys", Usage: "key sequence for detaching from a terminal session (default ctrl-p,ctrl-q)"},
 		),
@@ -119,7 +119,7 @@ func createCommand() *cli.Command {
 		Name:      "create",
 		Usage:     "create a container without starting it",
 		ArgsUsage: "IMAGE [COMMAND] [ARG...]",
-		Flags:     createFlags(),
+		Flags:     append(createFlags(), portFlags()...),
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "[OPTIONS] IMAGE [COMMAND] [ARG...]"); err != nil {
 				return err
@@ -232,6 +232,9 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 		hc.Mounts = append(hc.Mounts, m)
 	}
 	hc.VolumesFrom = c.StringSlice("volumes-from")
+	if err := parsePortFlags(c, cfg, hc); err != nil {
+		return nil, err
+	}
 	if err := securityFlags(c, hc); err != nil {
 		return nil, err
 	}

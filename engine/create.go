@@ -39,6 +39,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateHostConfig(o.HostConfig); err != nil {
 		return nil, err
 	}
+	if err := validatePorts(o.Config, o.HostConfig); err != nil { // engine/ports.go
+		return nil, err
+	}
 	if err := validateSecurity(o.HostConfig); err != nil {
 		return nil, err
 	}
@@ -204,6 +207,7 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 	if cfg.StopSignal == "" {
 		cfg.StopSignal = ic.StopSignal
 	}
+	mergeExposedPorts(&cfg, ic.ExposedPorts)
 	labels := map[string]string{}
 	for k, v := range ic.Labels {
 		labels[k] = v

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -363,21 +364,17 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 	return e.containers.SaveRecord(rec)
 }
 
-// Port lists a container's published ports (none until networking
-// publishes any).
+// Port lists a running container's published ports: "80/tcp" →
+// ["0.0.0.0:8080", "[::]:8080"].
 func (e *Engine) Port(ctx context.Context, ref string) (map[string][]string, error) {
 	c, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]string{}
-	for port, bindings := range c.Record.HostConfig.PortBindings {
+	for port, bindings := range c.Ports() {
 		for _, b := range bindings {
-			ip := b.HostIP.String()
-			if !b.HostIP.IsValid() {
-				ip = "0.0.0.0"
-			}
-			out[port.String()] = append(out[port.String()], ip+":"+b.HostPort)
+			out[port.String()] = append(out[port.String()], net.JoinHostPort(b.HostIP.String(), b.HostPort))
 		}
 	}
 	return out, nil

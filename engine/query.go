@@ -130,6 +130,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		Config:         rec.Config,
 		Mounts:         e.volumeMountPoints(rec),
 		NetworkSettings: &container.NetworkSettings{
+			Ports:      c.Ports(),
 			SandboxKey: sandboxKey(st),
 		},
 	}

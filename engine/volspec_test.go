@@ -202,11 +202,3 @@ func TestPlanMountsOrderAndOverrides(t *testing.T) {
 	}
 }
 
-func testEngine(t *testing.T) *Engine {
-	dir := t.TempDir()
-	e, err := New(Config{Root: dir + "/root", RunRoot: dir + "/run"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
-}

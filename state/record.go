@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 )
 
 // Container statuses, as Docker names them.
@@ -56,16 +57,20 @@ func (r *Record) Volatile() bool { return r.HostConfig != nil && r.HostConfig.Au
 
 // State is what happened to the container since.
 type State struct {
-	Status       string    `json:"status"`
-	Pid          int       `json:"pid,omitempty"`
-	PidStart     uint64    `json:"pidStart,omitempty"` // start time of Pid in clock ticks, guards against pid reuse
-	MonitorPid   int       `json:"monitorPid,omitempty"`
-	ExitCode     int       `json:"exitCode"`
-	Error        string    `json:"error,omitempty"`
-	OOMKilled    bool      `json:"oomKilled,omitempty"`
-	StartedAt    time.Time `json:"startedAt"`
-	FinishedAt   time.Time `json:"finishedAt"`
-	RestartCount int       `json:"restartCount,omitempty"`
+	Status     string    `json:"status"`
+	Pid        int       `json:"pid,omitempty"`
+	PidStart   uint64    `json:"pidStart,omitempty"` // start time of Pid in clock ticks, guards against pid reuse
+	MonitorPid int       `json:"monitorPid,omitempty"`
+	ExitCode   int       `json:"exitCode"`
+	Error      string    `json:"error,omitempty"`
+	OOMKilled  bool      `json:"oomKilled,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
+	// Ports are the ports published for the running container, host
+	// ports resolved (docker's NetworkSettings.Ports); meaningful only
+	// while the state is active.
+	Ports        network.PortMap `json:"ports,omitempty"`
+	RestartCount int             `json:"restartCount,omitempty"`
 	// StoppedByUser is set by stop and kill so that restart policies and
 	// unless-stopped know the exit was asked for.
 	StoppedByUser bool `json:"stoppedByUser,omitempty"`
