@@ -92,7 +92,6 @@ func TestNewRecordExposesImagePorts(t *testing.T) {
 	}
 }
 
-
 func TestCreateRefusesBadPorts(t *testing.T) {
 	e := testEngine(t)
 	_, err := e.Create(context.Background(), CreateOptions{

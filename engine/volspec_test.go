@@ -201,4 +201,3 @@ func TestPlanMountsOrderAndOverrides(t *testing.T) {
 		t.Errorf("volumes-from ghost: %v", err)
 	}
 }
-
