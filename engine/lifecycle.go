@@ -144,6 +144,13 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachK
 // process are both gone has exited (the cleanup is done here, then).
 func (e *Engine) State(id string) (*state.State, error) {
 	st, err := e.containers.State(id)
+	if err == nil && !st.Active() && len(st.Networks) > 0 && !e.monitorAlive(id) {
+		// A start that crashed half-way left interfaces behind.
+		if rec, err := e.containers.Record(id); err == nil {
+			e.releaseNetworks(rec)
+			st.Networks = nil
+		}
+	}
 	if err != nil || !st.Active() || e.monitorAlive(id) || pidAlive(st.Pid, st.PidStart) {
 		return st, err
 	}

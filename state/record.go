@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 )
 
 // Container statuses, as Docker names them.
@@ -30,6 +31,10 @@ type Record struct {
 	Config     *container.Config     `json:"config"`
 	HostConfig *container.HostConfig `json:"hostConfig"`
 	Driver     string                `json:"driver"`
+	// Networks are the networks the container is connected to besides
+	// the one of HostConfig.NetworkMode (network connect), and the
+	// endpoint settings (aliases, --ip, --mac-address) of all of them.
+	Networks map[string]*network.EndpointSettings `json:"networks,omitempty"`
 }
 
 // Volatile tells whether the container is removed when it exits (--rm):
@@ -51,6 +56,10 @@ type State struct {
 	// StoppedByUser is set by stop and kill so that restart policies and
 	// unless-stopped know the exit was asked for.
 	StoppedByUser bool `json:"stoppedByUser,omitempty"`
+	// Networks are the container's network interfaces while it runs
+	// (see Attachment); empty when it is stopped and everything was
+	// released.
+	Networks []Attachment `json:"networks,omitempty"`
 }
 
 // Active tells whether the state says a process should be there.

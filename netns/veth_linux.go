@@ -1,0 +1,116 @@
+package netns
+
+import (
+	"fmt"
+	"net"
+
+	"github.com/vishvananda/netlink"
+	vnetns "github.com/vishvananda/netns"
+)
+
+// Interface is what AttachVeth makes: a veth pair whose host end HostVeth
+// is a port of the network's bridge and whose other end is Name inside
+// the network namespace of Pid, with IP/prefix, MAC and (unless Gateway
+// is nil) a default route.
+type Interface struct {
+	Pid      int
+	Name     string // eth0, eth1, …
+	HostVeth string
+	IP       net.IP
+	Prefix   int
+	Gateway  net.IP
+	MAC      net.HardwareAddr
+}
+
+// MACFor is docker's classic MAC for an IPv4 address: 02:42 then the
+// address's four bytes (unique per network as the address is).
+func MACFor(ip net.IP) net.HardwareAddr {
+	ip4 := ip.To4()
+	return net.HardwareAddr{0x02, 0x42, ip4[0], ip4[1], ip4[2], ip4[3]}
+}
+
+// AttachVeth makes the interface. All of it is done from the host side
+// over netlink (a handle in the container's namespace), no process is
+// started. On error nothing is left.
+func AttachVeth(n *Network, ifc Interface) error {
+	br, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s of network %s: %w", n.Bridge, n.Name, err)
+	}
+	ns, err := vnetns.GetFromPid(ifc.Pid)
+	if err != nil {
+		return fmt.Errorf("opening network namespace of pid %d: %w", ifc.Pid, err)
+	}
+	defer ns.Close()
+	mtu := br.Attrs().MTU
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: ifc.HostVeth, MTU: mtu, MasterIndex: br.Attrs().Index},
+		PeerName:         ifc.Name,
+		PeerHardwareAddr: ifc.MAC,
+		PeerNamespace:    netlink.NsFd(int(ns)),
+		PeerMTU:          uint32(mtu),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: ifc.HostVeth}})
+		return fmt.Errorf("creating veth %s: %w", ifc.HostVeth, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			DetachVeth(ifc.HostVeth)
+		}
+	}()
+	if err := netlink.LinkSetUp(veth); err != nil {
+		return fmt.Errorf("bringing up %s: %w", ifc.HostVeth, err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in the container's namespace: %w", err)
+	}
+	defer h.Close()
+	peer, err := h.LinkByName(ifc.Name)
+	if err != nil {
+		return fmt.Errorf("finding %s in the container: %w", ifc.Name, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ifc.IP.To4(), Mask: net.CIDRMask(ifc.Prefix, 32)}}
+	if err := h.AddrAdd(peer, addr); err != nil {
+		return fmt.Errorf("adding %s to %s: %w", addr.IPNet, ifc.Name, err)
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		return fmt.Errorf("bringing up %s: %w", ifc.Name, err)
+	}
+	if ifc.Gateway != nil {
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: peer.Attrs().Index, Gw: ifc.Gateway.To4()}); err != nil {
+			return fmt.Errorf("adding default route via %s: %w", ifc.Gateway, err)
+		}
+	}
+	ok = true
+	return nil
+}
+
+// DetachVeth deletes the veth pair whose host end is hostVeth; a missing
+// one is no error (the pair goes away by itself with the container's
+// namespace).
+func DetachVeth(hostVeth string) error {
+	l, err := netlink.LinkByName(hostVeth)
+	if err != nil {
+		return nil
+	}
+	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("removing %s: %w", hostVeth, err)
+	}
+	return nil
+}
+
+// VethsWithPrefix lists the host's veth devices whose name starts with
+// prefix (for leak checks).
+func VethsWithPrefix(prefix string) []string {
+	links, _ := netlink.LinkList()
+	var out []string
+	for _, l := range links {
+		if len(l.Attrs().Name) >= len(prefix) && l.Attrs().Name[:len(prefix)] == prefix {
+			out = append(out, l.Attrs().Name)
+		}
+	}
+	return out
+}
