@@ -139,6 +139,22 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 		}
 	}
 	cfg.Env = mergeEnv(ic.Env, cfg.Env)
+	if len(ic.ExposedPorts) > 0 {
+		// docker's rule: the image's EXPOSEd ports are the container's too.
+		ports := network.PortSet{}
+		for p := range ic.ExposedPorts {
+			if !strings.Contains(p, "/") {
+				p += "/tcp"
+			}
+			if port, err := network.ParsePort(p); err == nil {
+				ports[port] = struct{}{}
+			}
+		}
+		for p := range cfg.ExposedPorts {
+			ports[p] = struct{}{}
+		}
+		cfg.ExposedPorts = ports
+	}
 	if cfg.WorkingDir == "" {
 		cfg.WorkingDir = ic.WorkingDir
 	}

@@ -29,7 +29,7 @@ type ForkOptions struct {
 	// JoinNetwork: the child joins another container's network namespace
 	// (the spec's path) instead of getting a new one.
 	JoinNetwork bool
-	Terminal    bool   // stdin is a pty slave that becomes the controlling terminal
+	Terminal    bool // stdin is a pty slave that becomes the controlling terminal
 	// LateMounts has the child make its mount namespace only when its spec
 	// arrives, from the calling thread, so the rootfs may be mounted after
 	// Fork returns. Not for --init: its pid 1 stays a Go process whose other

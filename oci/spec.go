@@ -49,10 +49,10 @@ type SpecInput struct {
 	HostNetwork    bool // share the host's network namespace
 	// NetNSPath joins an existing network namespace (--network
 	// container:NAME): /proc/PID/ns/net of that container's pid 1.
-	NetNSPath string
-	Init           bool
-	CgroupsPath    string
-	ShmSize        int64
+	NetNSPath   string
+	Init        bool
+	CgroupsPath string
+	ShmSize     int64
 
 	// Security: see Capabilities for how the set is computed.
 	Privileged      bool
