@@ -169,7 +169,8 @@ func parseLink(l string) (name, alias string, err error) {
 	if alias == "" {
 		alias = name
 	}
-	return name, strings.TrimPrefix(alias, "/"), nil
+	// docker's own form: /name:/linker/alias
+	return name, alias[strings.LastIndex(alias, "/")+1:], nil
 }
 
 // connectNetworks gives a starting container (its init child is pid) its
