@@ -960,7 +960,13 @@ func networkLeaks(s *scenario) []string {
 	netns.RemoveDevice(def)
 	netns.RemoveTable(def)
 	var out []string
+	// The veths of exited containers go with their network namespaces,
+	// which the kernel tears down in the background: give it a moment.
 	bridges, veths, tables := netns.Leftovers(root)
+	for deadline := time.Now().Add(3 * time.Second); len(veths) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		bridges, veths, tables = netns.Leftovers(root)
+	}
 	for _, v := range veths {
 		out = append(out, "leaked veth: "+v)
 		netns.RemoveDevice(v)
@@ -976,13 +982,19 @@ func networkLeaks(s *scenario) []string {
 	return out
 }
 
-// netleaks: fail if a veth of the scenario's store exists (use when no
-// container runs).
+// netleaks: fail if a veth of the scenario's store still exists 3s later
+// (use when no container runs; the kernel deletes the veths of a
+// container's namespace in the background once its processes are gone).
 func cmdNetleaks(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 0 {
 		ts.Fatalf("usage: netleaks")
 	}
-	_, veths, _ := netns.Leftovers(filepath.Join(scen(ts).work, "root"))
+	root := filepath.Join(scen(ts).work, "root")
+	_, veths, _ := netns.Leftovers(root)
+	for deadline := time.Now().Add(3 * time.Second); len(veths) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		_, veths, _ = netns.Leftovers(root)
+	}
 	if len(veths) > 0 {
 		ts.Fatalf("leaked veths:\n\t%s", strings.Join(veths, "\n\t"))
 	}

@@ -147,7 +147,7 @@ func (e *Engine) State(id string) (*state.State, error) {
 	if err == nil && !st.Active() && len(st.Networks) > 0 && !e.monitorAlive(id) {
 		// A start that crashed half-way left interfaces behind.
 		if rec, err := e.containers.Record(id); err == nil {
-			e.releaseNetworks(rec)
+			e.releaseNetworks(rec, false)
 			st.Networks = nil
 		}
 	}

@@ -97,6 +97,24 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 			l.abort()
 		}
 	})
+	// The container's interfaces are made from the host side (netlink in
+	// the child's namespace) while the rootfs is mounted and the spec
+	// is built.
+	netDone := make(chan error, 1)
+	go func() { netDone <- e.connectNetworks(rec, l.pending.Pid()) }()
+	netWaited := false
+	cleanups = append(cleanups, func() {
+		if !netWaited {
+			<-netDone
+		}
+		e.releaseNetworks(rec, false)
+	})
+	defer func() {
+		if !netWaited {
+			netWaited = true
+			<-netDone
+		}
+	}()
 	if rootfs == "" {
 		if err := mount(); err != nil {
 			return 125, nil, nil, err
@@ -109,23 +127,6 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	cleanups = append(cleanups, func() { log.Close() })
 	io := l.cio
 	io.startCopying(log)
-	// The container's interfaces are made from the host side (netlink in
-	// the child's namespace) while the spec is built.
-	netDone := make(chan error, 1)
-	go func() { netDone <- e.connectNetworks(rec, l.pending.Pid()) }()
-	netWaited := false
-	cleanups = append(cleanups, func() {
-		if !netWaited {
-			<-netDone
-		}
-		e.releaseNetworks(rec)
-	})
-	defer func() {
-		if !netWaited {
-			netWaited = true
-			<-netDone
-		}
-	}()
 	spec, err := e.specFor(rec, rootfs, l.cg.Name)
 	if err != nil {
 		return 125, nil, nil, err
@@ -207,7 +208,7 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 // releaseResources unmounts the rootfs and removes the cgroup of a
 // container that stopped, and removes the container itself for --rm.
 func (e *Engine) releaseResources(rec *state.Record) {
-	e.releaseNetworks(rec)
+	e.releaseNetworks(rec, true)
 	cgroupGone := make(chan struct{})
 	go func() {
 		oci.RemoveCgroup(cgroupName(rec.ID))

@@ -183,7 +183,7 @@ func (e *Engine) connectNetworks(rec *state.Record, pid int) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			e.releaseNetworks(rec)
+			e.releaseNetworks(rec, false)
 		}
 	}()
 	haveDefault := false
@@ -289,7 +289,15 @@ func removeAttachment(atts []state.Attachment, name string) []state.Attachment {
 // releaseNetworks undoes connectNetworks: veths deleted, addresses freed,
 // the container's names removed from its peers' hosts files. It is
 // idempotent, and also cleans up after a crash between the steps.
-func (e *Engine) releaseNetworks(rec *state.Record) {
+//
+// exited says the container's processes are gone. Its network namespace
+// then goes away by itself, and the kernel deletes its veths with it, in
+// the background: deleting them here would cost the caller 10–20 ms
+// (the kernel waits for an RCU grace period). They are deleted here
+// only when a running container joined the namespace (--network
+// container:NAME), which keeps it alive.
+func (e *Engine) releaseNetworks(rec *state.Record, exited bool) {
+	deleteVeths := !exited || e.hasNetJoiners(rec.ID)
 	st, _ := e.containers.State(rec.ID)
 	names := map[string]bool{}
 	for _, n := range networkNames(rec) {
@@ -304,20 +312,46 @@ func (e *Engine) releaseNetworks(rec *state.Record) {
 		return
 	}
 	for name := range names {
-		e.disconnectOne(rec.ID, name)
+		e.disconnectOne(rec.ID, name, deleteVeths)
 	}
-	e.updateState(rec.ID, func(st *state.State) { st.Networks = nil })
+	if st != nil && len(st.Networks) > 0 {
+		e.updateState(rec.ID, func(st *state.State) { st.Networks = nil })
+	}
+}
+
+// netJoinMarker is the file that says container joiner shares id's
+// network namespace (--network container:ID).
+func (e *Engine) netJoinMarker(id, joiner string) string {
+	return filepath.Join(e.containers.RunDir(id), "netjoin-"+joiner)
+}
+
+// hasNetJoiners tells whether a running container joined id's network
+// namespace; markers of containers that no longer run are removed.
+func (e *Engine) hasNetJoiners(id string) bool {
+	markers, _ := filepath.Glob(e.netJoinMarker(id, "*"))
+	found := false
+	for _, m := range markers {
+		joiner := strings.TrimPrefix(filepath.Base(m), "netjoin-")
+		if st, err := e.containers.State(joiner); err == nil && st.Active() && pidAlive(st.Pid, st.PidStart) {
+			found = true
+		} else {
+			os.Remove(m)
+		}
+	}
+	return found
 }
 
 // disconnectOne releases container id's interface on one network.
-func (e *Engine) disconnectOne(id, name string) {
+func (e *Engine) disconnectOne(id, name string, deleteVeth bool) {
 	ns := e.netStore()
 	lock, err := ns.LockNetwork(name)
 	if err != nil {
 		return
 	}
 	defer lock.Unlock()
-	netns.DetachVeth(netns.VethName(e.cfg.Root, id, name))
+	if deleteVeth {
+		netns.DetachVeth(netns.VethName(e.cfg.Root, id, name))
+	}
 	if changed, _ := ns.Release(name, id); changed && name != netns.DefaultNetwork {
 		e.refreshPeers(name, id)
 	}

@@ -98,7 +98,7 @@ func (e *Engine) activeEndpoints(name string) []*netns.Endpoint {
 		if st, err := e.State(ep.ContainerID); err == nil && st.Active() {
 			out = append(out, ep)
 		} else if errors.Is(err, ErrNoSuchContainer) {
-			e.disconnectOne(ep.ContainerID, name)
+			e.disconnectOne(ep.ContainerID, name, true)
 		}
 	}
 	return out
@@ -327,7 +327,7 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef, ctrRef string, f
 	if err := e.saveRecord(rec); err != nil {
 		return err
 	}
-	e.disconnectOne(id, ni.Name)
+	e.disconnectOne(id, ni.Name, true)
 	e.updateState(id, func(st *state.State) { st.Networks = removeAttachment(st.Networks, ni.Name) })
 	e.writeHosts(id)
 	return nil

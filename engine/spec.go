@@ -155,6 +155,8 @@ func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string) (*specs.Spec,
 			return nil, invalidf("cannot join network namespace of container %s: container is not running", name)
 		}
 		etcDir, netnsPath = e.containers.Dir(id), filepath.Join("/proc", itoa(st.Pid), "ns", "net")
+		// Its veths must outlive its own processes while this one runs.
+		os.WriteFile(e.netJoinMarker(id, rec.ID), nil, 0o600)
 	}
 	spec := oci.Generate(oci.SpecInput{
 		Rootfs:          rootfs,

@@ -1,11 +1,14 @@
 package netns
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Interface is what AttachVeth makes: a veth pair whose host end HostVeth
@@ -50,9 +53,19 @@ func AttachVeth(n *Network, ifc Interface) error {
 		PeerNamespace:    netlink.NsFd(int(ns)),
 		PeerMTU:          uint32(mtu),
 	}
-	if err := netlink.LinkAdd(veth); err != nil {
-		netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: ifc.HostVeth}})
-		return fmt.Errorf("creating veth %s: %w", ifc.HostVeth, err)
+	// A veth of the same name may still be on its way out with the
+	// namespace of the container's previous run: the kernel deletes it
+	// in the background.
+	for try := 0; ; try++ {
+		err := netlink.LinkAdd(veth)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EEXIST) || try == 50 {
+			return fmt.Errorf("creating veth %s: %w", ifc.HostVeth, err)
+		}
+		DetachVeth(ifc.HostVeth)
+		time.Sleep(10 * time.Millisecond)
 	}
 	ok := false
 	defer func() {
