@@ -120,7 +120,7 @@ func (r *psRow) RunningFor() string {
 }
 
 func (r *psRow) Ports() string    { return "" }
-func (r *psRow) Networks() string { return string(r.c.Record.HostConfig.NetworkMode) }
+func (r *psRow) Networks() string { return strings.Join(engine.ContainerNetworks(r.c.Record), ",") }
 func (r *psRow) Mounts() string   { return "" }
 func (r *psRow) Names() string    { return r.c.Record.Name }
 func (r *psRow) State() string    { return r.c.State.Status }

@@ -332,3 +332,28 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, netRef, ctrRef string, f
 	e.writeHosts(id)
 	return nil
 }
+
+// Attachments returns a container's network interfaces while it runs
+// (nil when it is stopped, or on --network none/host/container:NAME): its
+// address, the bridge and the nftables table of each of its networks,
+// the primary network first. The port-publishing code reads them here.
+func (e *Engine) Attachments(ref string) ([]netns.Attachment, error) {
+	id, err := e.containers.Resolve(ref)
+	if err != nil {
+		return nil, err
+	}
+	st, err := e.State(id)
+	if err != nil || !st.Active() {
+		return nil, err
+	}
+	return st.Networks, nil
+}
+
+// ContainerNetworks names the networks of a container as `ps` shows
+// them: its bridge networks, or none, host, container:NAME.
+func ContainerNetworks(rec *state.Record) []string {
+	if kind, _ := networkMode(rec.HostConfig); kind != modeBridge {
+		return []string{string(rec.HostConfig.NetworkMode)}
+	}
+	return networkNames(rec)
+}
