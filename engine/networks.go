@@ -95,10 +95,16 @@ func (e *Engine) activeEndpoints(name string) []*netns.Endpoint {
 	eps, _ := e.netStore().Endpoints(name)
 	var out []*netns.Endpoint
 	for _, ep := range eps {
-		if st, err := e.State(ep.ContainerID); err == nil && st.Active() {
+		st, err := e.State(ep.ContainerID)
+		switch {
+		case err == nil && st.Active():
 			out = append(out, ep)
-		} else if errors.Is(err, ErrNoSuchContainer) {
+		case errors.Is(err, ErrNoSuchContainer) || err == nil && !e.monitorAlive(ep.ContainerID):
+			// Left by a crash: the container is gone or stopped and
+			// nothing is starting it.
 			e.disconnectOne(ep.ContainerID, name, true)
+		default:
+			out = append(out, ep) // starting now
 		}
 	}
 	return out
@@ -174,12 +180,10 @@ func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
 		return invalidf("%s is a pre-defined network and cannot be removed", ni.Name)
 	}
 	ns := e.netStore()
-	lock, err := ns.LockNetwork(ni.Name)
-	if err != nil {
-		return err
-	}
-	if eps := e.activeEndpoints(ni.Name); len(eps) > 0 {
-		lock.Unlock()
+	inUse := func(eps []*netns.Endpoint) error {
+		if len(eps) == 0 {
+			return nil
+		}
 		var names []string
 		for _, ep := range eps {
 			if rec, err := e.containers.Record(ep.ContainerID); err == nil {
@@ -188,7 +192,23 @@ func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
 		}
 		return invalidf("error while removing network: network %s has active endpoints (%s)", ni.Name, strings.Join(names, ", "))
 	}
-	lock.Unlock()
+	// Stale endpoints (crashed containers) are released first, which
+	// takes the network's lock; then, under it, nothing may have started.
+	if err := inUse(e.activeEndpoints(ni.Name)); err != nil {
+		return err
+	}
+	lock, err := ns.LockNetwork(ni.Name)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	eps, err := ns.Endpoints(ni.Name)
+	if err != nil {
+		return err
+	}
+	if err := inUse(eps); err != nil {
+		return err
+	}
 	return ns.Remove(ni.Net)
 }
 
