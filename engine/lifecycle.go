@@ -466,6 +466,11 @@ func (e *Engine) Rename(ctx context.Context, ref, newName string) error {
 	if err != nil {
 		return err
 	}
-	defer l.Unlock()
-	return e.containers.Rename(id, newName)
+	err = e.containers.Rename(id, newName)
+	l.Unlock()
+	if err != nil {
+		return err
+	}
+	e.renameOnNetworks(id)
+	return nil
 }

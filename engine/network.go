@@ -276,6 +276,37 @@ func (e *Engine) connectOne(rec *state.Record, pid int, name, ifname string, def
 	return &att, nil
 }
 
+// renameOnNetworks gives a running container's new name to the hosts
+// files of its user-defined networks.
+func (e *Engine) renameOnNetworks(id string) {
+	rec, err := e.containers.Record(id)
+	if err != nil {
+		return
+	}
+	st, err := e.containers.State(id)
+	if err != nil || !st.Active() {
+		return
+	}
+	ns := e.netStore()
+	for _, a := range st.Networks {
+		n, err := ns.Get(a.Network)
+		if err != nil || n.IsDefault() {
+			continue
+		}
+		lock, err := ns.LockNetwork(n.Name)
+		if err != nil {
+			continue
+		}
+		var aliases []string
+		if ep := rec.Networks[n.Name]; ep != nil {
+			aliases = ep.Aliases
+		}
+		ns.Allocate(n, id, net.ParseIP(a.IP), append([]string{rec.Name, id[:12]}, aliases...))
+		e.refreshPeers(n.Name, "")
+		lock.Unlock()
+	}
+}
+
 func removeAttachment(atts []state.Attachment, name string) []state.Attachment {
 	var out []state.Attachment
 	for _, a := range atts {
