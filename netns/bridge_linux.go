@@ -15,7 +15,7 @@ import (
 // of every address and every route (except default routes) in any table,
 // and the resolv.conf nameservers. except names a device to leave out.
 func hostNetworks(except string) ([]takenNet, error) {
-	links, err := netlink.LinkList()
+	links, err := retryDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("listing host interfaces: %w", err)
 	}
@@ -24,7 +24,7 @@ func hostNetworks(except string) ([]takenNet, error) {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
 	var out []takenNet
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, fmt.Errorf("listing host addresses: %w", err)
 	}
@@ -35,7 +35,9 @@ func hostNetworks(except string) ([]takenNet, error) {
 		ones, bits := a.Mask.Size()
 		out = append(out, takenNet{&net.IPNet{IP: a.IP.Mask(a.Mask), Mask: net.CIDRMask(ones, bits)}, "address " + a.IPNet.String() + " on " + names[a.LinkIndex]})
 	}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	routes, err := retryDump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing host routes: %w", err)
 	}
@@ -50,6 +52,18 @@ func hostNetworks(except string) ([]takenNet, error) {
 	}
 	out = append(out, nameserverNets("/etc/resolv.conf")...)
 	return out, nil
+}
+
+// retryDump repeats a netlink dump that the kernel reports as
+// interrupted (the list changed meanwhile: other containers' veths come
+// and go all the time).
+func retryDump[T any](dump func() ([]T, error)) ([]T, error) {
+	for try := 0; ; try++ {
+		out, err := dump()
+		if err == nil || !errors.Is(err, netlink.ErrDumpInterrupted) || try == 20 {
+			return out, err
+		}
+	}
 }
 
 func isZeroMask(m net.IPMask) bool {

@@ -15,7 +15,7 @@ func DefaultBridgeName(root string) string { return bridgeName(root, DefaultNetw
 // (for the test harness's leak checks).
 func Leftovers(root string) (bridges, veths, tables []string) {
 	dev, vp := DevicePrefix(root), VethPrefix(root)
-	links, _ := netlink.LinkList()
+	links, _ := retryDump(netlink.LinkList)
 	for _, l := range links {
 		name := l.Attrs().Name
 		switch {

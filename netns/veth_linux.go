@@ -114,16 +114,3 @@ func DetachVeth(hostVeth string) error {
 	}
 	return nil
 }
-
-// VethsWithPrefix lists the host's veth devices whose name starts with
-// prefix (for leak checks).
-func VethsWithPrefix(prefix string) []string {
-	links, _ := netlink.LinkList()
-	var out []string
-	for _, l := range links {
-		if len(l.Attrs().Name) >= len(prefix) && l.Attrs().Name[:len(prefix)] == prefix {
-			out = append(out, l.Attrs().Name)
-		}
-	}
-	return out
-}
