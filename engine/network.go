@@ -457,6 +457,13 @@ func (e *Engine) hostsContent(rec *state.Record, atts []state.Attachment) string
 	}
 	for _, h := range rec.HostConfig.ExtraHosts {
 		if name, ip, ok := strings.Cut(h, ":"); ok {
+			if ip == "host-gateway" {
+				// docker's special value: the host, as the container
+				// reaches it (its bridge's address).
+				if ip = hostGateway(atts); ip == "" {
+					continue
+				}
+			}
 			b.WriteString(ip + "\t" + name + "\n")
 		}
 	}
@@ -477,6 +484,17 @@ func (e *Engine) hostsContent(rec *state.Record, atts []state.Attachment) string
 		}
 	}
 	return b.String()
+}
+
+// hostGateway is the host's address on the container's first network
+// that has one ("" without).
+func hostGateway(atts []state.Attachment) string {
+	for _, a := range atts {
+		if a.Gateway != "" {
+			return a.Gateway
+		}
+	}
+	return ""
 }
 
 // linkTarget finds a --link's container's address on a network the two
