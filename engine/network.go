@@ -228,6 +228,21 @@ func (e *Engine) connectOne(rec *state.Record, pid int, name, ifname string, def
 	if !n.IsDefault() {
 		aliases = append([]string{rec.Name, rec.ID[:12]}, ep.Aliases...)
 	}
+	// The veth pair needs no address: it is made while one is allocated.
+	hostVeth := netns.VethName(e.cfg.Root, rec.ID, n.Name)
+	vethDone := make(chan error, 1)
+	go func() {
+		netns.DetachVeth(hostVeth) // a leftover of a crash
+		vethDone <- netns.CreateVeth(n, pid, ifname, hostVeth)
+	}()
+	vethMade := false
+	defer func() {
+		if !vethMade {
+			if <-vethDone == nil {
+				netns.DetachVeth(hostVeth)
+			}
+		}
+	}()
 	lock, err := ns.LockNetwork(n.Name)
 	if err != nil {
 		return nil, err
@@ -243,7 +258,7 @@ func (e *Engine) connectOne(rec *state.Record, pid int, name, ifname string, def
 	}
 	att := netns.Attachment{
 		Network: n.Name, NetworkID: n.ID, Bridge: n.Bridge, Table: n.Table(), Interface: ifname,
-		HostVeth: netns.VethName(e.cfg.Root, rec.ID, n.Name), IP: ip.String(), Prefix: n.Prefix(),
+		HostVeth: hostVeth, IP: ip.String(), Prefix: n.Prefix(),
 		MAC: mac.String(), Aliases: ep.Aliases, Internal: n.Internal,
 	}
 	var gw net.IP
@@ -253,21 +268,27 @@ func (e *Engine) connectOne(rec *state.Record, pid int, name, ifname string, def
 			gw = net.ParseIP(n.Gateway)
 		}
 	}
-	// Recorded before anything is made: a crash from here on leaves
-	// a record that the next command's fix-up releases.
-	if err := e.updateState(rec.ID, func(st *state.State) {
-		st.Networks = append(removeAttachment(st.Networks, n.Name), att)
-	}); err != nil {
-		ns.Release(n.Name, rec.ID)
-		return nil, err
-	}
-	netns.DetachVeth(att.HostVeth) // a leftover of a crash
-	if err := netns.AttachVeth(n, netns.Interface{
-		Pid: pid, Name: ifname, HostVeth: att.HostVeth, IP: ip, Prefix: n.Prefix(), Gateway: gw, MAC: mac,
-	}); err != nil {
+	fail := func(err error) (*netns.Attachment, error) {
 		ns.Release(n.Name, rec.ID)
 		e.updateState(rec.ID, func(st *state.State) { st.Networks = removeAttachment(st.Networks, n.Name) })
 		return nil, err
+	}
+	// Recorded before the interface is configured: a crash from here on
+	// leaves a record that the next command's fix-up releases.
+	if err := e.updateState(rec.ID, func(st *state.State) {
+		st.Networks = append(removeAttachment(st.Networks, n.Name), att)
+	}); err != nil {
+		return fail(err)
+	}
+	vethMade = true
+	if err := <-vethDone; err != nil {
+		return fail(err)
+	}
+	if err := netns.ConfigurePeer(netns.Interface{
+		Pid: pid, Name: ifname, HostVeth: hostVeth, IP: ip, Prefix: n.Prefix(), Gateway: gw, MAC: mac,
+	}); err != nil {
+		netns.DetachVeth(hostVeth)
+		return fail(err)
 	}
 	e.writeHosts(rec.ID)
 	if !n.IsDefault() {

@@ -32,26 +32,40 @@ func MACFor(ip net.IP) net.HardwareAddr {
 	return net.HardwareAddr{0x02, 0x42, ip4[0], ip4[1], ip4[2], ip4[3]}
 }
 
-// AttachVeth makes the interface. All of it is done from the host side
-// over netlink (a handle in the container's namespace), no process is
-// started. On error nothing is left.
+// AttachVeth makes the interface: CreateVeth then ConfigurePeer. All of
+// it is done from the host side over netlink (a handle in the
+// container's namespace), no process is started. On error nothing is
+// left.
 func AttachVeth(n *Network, ifc Interface) error {
+	if err := CreateVeth(n, ifc.Pid, ifc.Name, ifc.HostVeth); err != nil {
+		return err
+	}
+	if err := ConfigurePeer(ifc); err != nil {
+		DetachVeth(ifc.HostVeth)
+		return err
+	}
+	return nil
+}
+
+// CreateVeth makes the veth pair: hostVeth, up, a port of n's bridge, and
+// its peer ifname (down, without an address) in the network namespace of
+// pid. It needs no address, so it runs while one is being allocated.
+func CreateVeth(n *Network, pid int, ifname, hostVeth string) error {
 	br, err := netlink.LinkByName(n.Bridge)
 	if err != nil {
 		return fmt.Errorf("bridge %s of network %s: %w", n.Bridge, n.Name, err)
 	}
-	ns, err := vnetns.GetFromPid(ifc.Pid)
+	ns, err := vnetns.GetFromPid(pid)
 	if err != nil {
-		return fmt.Errorf("opening network namespace of pid %d: %w", ifc.Pid, err)
+		return fmt.Errorf("opening network namespace of pid %d: %w", pid, err)
 	}
 	defer ns.Close()
 	mtu := br.Attrs().MTU
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ifc.HostVeth, MTU: mtu, MasterIndex: br.Attrs().Index},
-		PeerName:         ifc.Name,
-		PeerHardwareAddr: ifc.MAC,
-		PeerNamespace:    netlink.NsFd(int(ns)),
-		PeerMTU:          uint32(mtu),
+		LinkAttrs:     netlink.LinkAttrs{Name: hostVeth, MTU: mtu, MasterIndex: br.Attrs().Index},
+		PeerName:      ifname,
+		PeerNamespace: netlink.NsFd(int(ns)),
+		PeerMTU:       uint32(mtu),
 	}
 	// A veth of the same name may still be on its way out with the
 	// namespace of the container's previous run: the kernel deletes it
@@ -62,20 +76,27 @@ func AttachVeth(n *Network, ifc Interface) error {
 			break
 		}
 		if !errors.Is(err, unix.EEXIST) || try == 50 {
-			return fmt.Errorf("creating veth %s: %w", ifc.HostVeth, err)
+			return fmt.Errorf("creating veth %s: %w", hostVeth, err)
 		}
-		DetachVeth(ifc.HostVeth)
+		DetachVeth(hostVeth)
 		time.Sleep(10 * time.Millisecond)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			DetachVeth(ifc.HostVeth)
-		}
-	}()
 	if err := netlink.LinkSetUp(veth); err != nil {
-		return fmt.Errorf("bringing up %s: %w", ifc.HostVeth, err)
+		DetachVeth(hostVeth)
+		return fmt.Errorf("bringing up %s: %w", hostVeth, err)
 	}
+	return nil
+}
+
+// ConfigurePeer gives the container's end of a veth made by CreateVeth
+// its MAC and address, brings it up and, with a gateway, adds the
+// default route.
+func ConfigurePeer(ifc Interface) error {
+	ns, err := vnetns.GetFromPid(ifc.Pid)
+	if err != nil {
+		return fmt.Errorf("opening network namespace of pid %d: %w", ifc.Pid, err)
+	}
+	defer ns.Close()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in the container's namespace: %w", err)
@@ -84,6 +105,11 @@ func AttachVeth(n *Network, ifc Interface) error {
 	peer, err := h.LinkByName(ifc.Name)
 	if err != nil {
 		return fmt.Errorf("finding %s in the container: %w", ifc.Name, err)
+	}
+	if len(ifc.MAC) == 6 {
+		if err := h.LinkSetHardwareAddr(peer, ifc.MAC); err != nil {
+			return fmt.Errorf("setting MAC address %s of %s: %w", ifc.MAC, ifc.Name, err)
+		}
 	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ifc.IP.To4(), Mask: net.CIDRMask(ifc.Prefix, 32)}}
 	if err := h.AddrAdd(peer, addr); err != nil {
@@ -97,7 +123,6 @@ func AttachVeth(n *Network, ifc Interface) error {
 			return fmt.Errorf("adding default route via %s: %w", ifc.Gateway, err)
 		}
 	}
-	ok = true
 	return nil
 }
 
