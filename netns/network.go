@@ -269,7 +269,7 @@ type CreateRequest struct {
 
 // reserved names are network modes, not networks.
 func reserved(name string) bool {
-	return name == "host" || name == "none" || name == "default" || name == "container" || strings.HasPrefix(name, "container:")
+	return name == "host" || name == "none" || name == "default" || name == "podman" || name == "container" || strings.HasPrefix(name, "container:")
 }
 
 // Create makes a network: its configuration, its bridge device with the
