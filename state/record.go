@@ -34,7 +34,7 @@ type Record struct {
 	// Networks are the networks the container is connected to besides
 	// the one of HostConfig.NetworkMode (network connect), and the
 	// endpoint settings (aliases, --ip, --mac-address) of all of them.
-	Networks map[string]*network.EndpointSettings `json:"networks,omitempty"`
+	Networks map[string]*network.EndpointSettings `json:"networks"`
 }
 
 // Volatile tells whether the container is removed when it exits (--rm):
