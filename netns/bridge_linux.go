@@ -125,6 +125,12 @@ func RemoveBridge(n *Network) error {
 // start: the common case is one netlink lookup.
 func (s *Store) EnsureBridge(n *Network) (*Network, error) {
 	if _, err := netlink.LinkByName(n.Bridge); err == nil {
+		if !n.Internal {
+			// Someone may have turned it off since (one read of /proc).
+			if err := enableForwarding(); err != nil {
+				return nil, err
+			}
+		}
 		return n, nil
 	}
 	lock, err := s.LockNetwork(n.Name)
