@@ -72,12 +72,14 @@ func isZeroMask(m net.IPMask) bool {
 }
 
 // makeBridge makes n's bridge device with its gateway address, brings it
-// up and makes its nftables table. The caller holds the global lock. Any
-// device or table of the same name left from before is replaced.
+// up and makes its nftables table (or updates berth's chains of an
+// existing one). The caller holds the global lock. A device of the same
+// name left from before is replaced.
 func makeBridge(n *Network) error {
 	if old, err := netlink.LinkByName(n.Bridge); err == nil {
 		netlink.LinkDel(old)
 	}
+	hadTable := TableExists(n.Table())
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, Alias: "berth network " + n.Name}}
 	if err := netlink.LinkAdd(br); err != nil {
 		return fmt.Errorf("creating bridge %s: %w", n.Bridge, err)
@@ -86,7 +88,9 @@ func makeBridge(n *Network) error {
 	defer func() {
 		if !ok {
 			netlink.LinkDel(br)
-			deleteTable(n.Table())
+			if !hadTable {
+				deleteTable(n.Table())
+			}
 		}
 	}()
 	gw := net.ParseIP(n.Gateway).To4()

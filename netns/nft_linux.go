@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
@@ -16,12 +17,18 @@ import (
 //	  chain postrouting { type nat hook postrouting priority srcnat;
 //	    ip saddr SUBNET oifname != NAME masquerade }       # not --internal
 //	  chain forward { type filter hook forward priority filter;
+//	    oifname NAME ct status dnat accept                 # published ports; not --internal
 //	    iifname NAME oifname != NAME oifname "berth*"|"bth*" drop  # other berth networks
 //	    iifname NAME oifname != NAME drop                  # --internal only
 //	    oifname NAME iifname != NAME drop }                # --internal only
 //	}
 //
-// The port-publishing code adds its chains (DNAT) to the same table.
+// The port-publishing code adds its chains (DNAT) to the same table;
+// berth's own two chains are flushed and filled again when the bridge is
+// made again, the table itself is never flushed or recreated.
+
+// ipsDstNAT is conntrack's IPS_DST_NAT status bit.
+const ipsDstNAT = 1 << 5
 
 func ifname(s string) []byte {
 	b := make([]byte, 16)
@@ -29,10 +36,11 @@ func ifname(s string) []byte {
 	return b
 }
 
+// setupTable makes the network's table, or brings berth's own two chains
+// of an existing one up to date. Other chains of the table (the port
+// publishing code's) are left alone: the table is never flushed or
+// recreated.
 func setupTable(n *Network) error {
-	if err := deleteTable(n.Table()); err != nil {
-		return err
-	}
 	c, err := nftables.New()
 	if err != nil {
 		return fmt.Errorf("nftables: %w", err)
@@ -46,6 +54,8 @@ func setupTable(n *Network) error {
 		Name: "forward", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter,
 	})
+	c.FlushChain(post)
+	c.FlushChain(fwd)
 	sn := n.IPNet()
 	br := ifname(n.Bridge)
 	meta := func(k expr.MetaKey) expr.Any { return &expr.Meta{Key: k, Register: 1} }
@@ -58,6 +68,18 @@ func setupTable(n *Network) error {
 			eq(sn.IP.To4()),
 			meta(expr.MetaKeyOIFNAME), ne(br),
 			&expr.Masq{},
+		}})
+	}
+	if !n.Internal {
+		// Published ports (DNAT'ed towards the bridge) are reachable,
+		// also from other berth networks.
+		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: []expr.Any{
+			meta(expr.MetaKeyOIFNAME), eq(br),
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(ipsDstNAT), Xor: binaryutil.NativeEndian.PutUint32(0)},
+			ne(binaryutil.NativeEndian.PutUint32(0)),
+			&expr.Verdict{Kind: expr.VerdictAccept},
 		}})
 	}
 	for _, prefix := range []string{"berth", "bth"} {

@@ -81,6 +81,12 @@ func CreateVeth(n *Network, pid int, ifname, hostVeth string) error {
 		DetachVeth(hostVeth)
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Hairpin: a container reaching its own published port through a
+	// host address gets the DNAT'ed frame back out of its own port.
+	if err := netlink.LinkSetHairpin(veth, true); err != nil {
+		DetachVeth(hostVeth)
+		return fmt.Errorf("setting hairpin mode on %s: %w", hostVeth, err)
+	}
 	if err := netlink.LinkSetUp(veth); err != nil {
 		DetachVeth(hostVeth)
 		return fmt.Errorf("bringing up %s: %w", hostVeth, err)
