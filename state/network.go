@@ -1,5 +1,7 @@
 package state
 
+import "net"
+
 // Attachment is one network interface of a running container: what berth
 // made for it on the host and inside its network namespace. It is kept in
 // the container's state (State.Networks) from the moment the interface is
@@ -18,4 +20,15 @@ type Attachment struct {
 	MAC       string   `json:"mac"`
 	Aliases   []string `json:"aliases,omitempty"` // names the container has on this network
 	Internal  bool     `json:"internal,omitempty"`
+}
+
+// Subnet is the network's subnet: IP masked by Prefix (nil if IP is not
+// an IPv4 address).
+func (a Attachment) Subnet() *net.IPNet {
+	ip := net.ParseIP(a.IP).To4()
+	if ip == nil {
+		return nil
+	}
+	mask := net.CIDRMask(a.Prefix, 32)
+	return &net.IPNet{IP: ip.Mask(mask), Mask: mask}
 }
