@@ -26,8 +26,10 @@
 // Every scenario starts with an empty store under $WORK/root and
 // $WORK/run into which busybox has been imported as "busybox" (CMD ["sh"]).
 // At the end of every scenario the harness removes all containers, waits for
-// berth's processes to exit, and fails the scenario if any process, mount or
-// cgroup of the scenario is left behind.
+// berth's processes to exit, and fails the scenario if any process, mount,
+// cgroup, veth, user network bridge or nftables table of the scenario is
+// left behind (the store's default bridge and its table are removed by the
+// harness).
 //
 // Commands available to scenarios besides testscript's built-ins:
 //
@@ -47,6 +49,8 @@
 //	                            (use when no container is running)
 //	cgroupleaks                 fail if a cgroup named after a container of this
 //	                            scenario that no longer exists remains
+//	netleaks                    fail if a veth of the scenario's store exists
+//	                            (use when no container is running)
 //	kill-monitor ID             SIGKILL the berth process(es) supervising ID
 //	exe-readonly PID            require /proc/PID/exe to be on a read-only mount
 //
@@ -87,6 +91,8 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/netns"
 )
 
 var (
@@ -282,6 +288,7 @@ func TestScripts(t *testing.T) {
 			"sleep":        cmdSleep,
 			"mountleaks":   cmdMountleaks,
 			"cgroupleaks":  cmdCgroupleaks,
+			"netleaks":     cmdNetleaks,
 			"kill-monitor": cmdKillMonitor,
 			"exe-readonly": cmdExeReadonly,
 		},
@@ -399,6 +406,13 @@ func teardown(env *testscript.Env, s *scenario) {
 	}
 	for _, d := range unattributed {
 		logf("note: cgroup %s appeared during this scenario but is not known to belong to it", d)
+	}
+
+	// Network devices and nftables tables of the scenario's store. The
+	// default bridge's are the harness's to remove; a container veth or a
+	// user network left behind is a leak.
+	for _, p := range networkLeaks(s) {
+		problems = append(problems, p)
 	}
 
 	// Force cleanup so the work directory can be removed.
@@ -932,6 +946,58 @@ func mountLeaks(s *scenario) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ---------------------------------------------------------------------------
+// Network devices.
+
+// networkLeaks removes the store's default bridge and its nftables table,
+// then reports (and removes) any other bridge, veth or table named after
+// the scenario's store (netns.DevicePrefix, netns.VethPrefix).
+func networkLeaks(s *scenario) []string {
+	root := filepath.Join(s.work, "root")
+	def := netns.DefaultBridgeName(root)
+	netns.RemoveDevice(def)
+	netns.RemoveTable(def)
+	var out []string
+	// The veths of exited containers go with their network namespaces,
+	// which the kernel tears down in the background: give it a moment.
+	bridges, veths, tables := netns.Leftovers(root)
+	for deadline := time.Now().Add(3 * time.Second); len(veths) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		bridges, veths, tables = netns.Leftovers(root)
+	}
+	for _, v := range veths {
+		out = append(out, "leaked veth: "+v)
+		netns.RemoveDevice(v)
+	}
+	for _, b := range bridges {
+		out = append(out, "leaked bridge (berth network rm missing?): "+b)
+		netns.RemoveDevice(b)
+	}
+	for _, t := range tables {
+		out = append(out, "leaked nftables table: ip "+t)
+		netns.RemoveTable(t)
+	}
+	return out
+}
+
+// netleaks: fail if a veth of the scenario's store still exists 3s later
+// (use when no container runs; the kernel deletes the veths of a
+// container's namespace in the background once its processes are gone).
+func cmdNetleaks(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: netleaks")
+	}
+	root := filepath.Join(scen(ts).work, "root")
+	_, veths, _ := netns.Leftovers(root)
+	for deadline := time.Now().Add(3 * time.Second); len(veths) > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		_, veths, _ = netns.Leftovers(root)
+	}
+	if len(veths) > 0 {
+		ts.Fatalf("leaked veths:\n\t%s", strings.Join(veths, "\n\t"))
+	}
 }
 
 // ---------------------------------------------------------------------------

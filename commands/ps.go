@@ -120,7 +120,7 @@ func (r *psRow) RunningFor() string {
 }
 
 func (r *psRow) Ports() string    { return displayPorts(r.c.PortSummaries()) }
-func (r *psRow) Networks() string { return string(r.c.Record.HostConfig.NetworkMode) }
+func (r *psRow) Networks() string { return strings.Join(engine.ContainerNetworks(r.c.Record), ",") }
 
 // Mounts lists volume names and bind sources, as docker's ps does
 // (volume names cut to 15 characters unless --no-trunc).

@@ -3,12 +3,15 @@ package commands
 import (
 	"bufio"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -33,7 +36,14 @@ func createFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "init", Usage: "run an init inside the container that forwards signals and reaps processes"},
 		&cli.StringFlag{Name: "stop-signal", Usage: "signal to stop the container"},
 		&cli.StringFlag{Name: "stop-timeout", Usage: "seconds to wait before killing the container on stop"},
-		&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "network mode: none or host"},
+		&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "connect the container to a network: bridge (default), none, host, container:NAME or a network's name"},
+		&cli.StringSliceFlag{Name: "network-alias", Aliases: []string{"net-alias"}, Usage: "add a network-scoped alias for the container"},
+		&cli.StringFlag{Name: "ip", Usage: "IPv4 address (e.g. 172.30.100.104)"},
+		&cli.StringFlag{Name: "mac-address", Usage: "container MAC address (e.g. 92:d0:c6:0a:29:33)"},
+		&cli.StringSliceFlag{Name: "link", Usage: "add link to another container (NAME[:ALIAS])"},
+		&cli.StringSliceFlag{Name: "dns", Usage: "set custom DNS servers"},
+		&cli.StringSliceFlag{Name: "dns-search", Usage: "set custom DNS search domains"},
+		&cli.StringSliceFlag{Name: "dns-option", Aliases: []string{"dns-opt"}, Usage: "set DNS options"},
 		&cli.StringFlag{Name: "pull", Value: "missing", Usage: "pull image before running: missing, always or never"},
 		&cli.StringSliceFlag{Name: "add-host", Usage: "add a custom host-to-IP mapping (host:ip)"},
 		&cli.StringFlag{Name: "shm-size", Usage: "size of /dev/shm (e.g. 64m)"},
@@ -246,7 +256,52 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 	default:
 		return nil, usagef("invalid --pull %q: want missing, always or never", p)
 	}
-	return &engine.CreateOptions{Name: c.String("name"), Config: cfg, HostConfig: hc, Pull: c.String("pull")}, nil
+	networking, err := networkFlags(c, hc)
+	if err != nil {
+		return nil, err
+	}
+	return &engine.CreateOptions{Name: c.String("name"), Config: cfg, HostConfig: hc, Pull: c.String("pull"), Networking: networking}, nil
+}
+
+// networkFlags reads --dns*, --link, --ip, --mac-address and
+// --network-alias.
+func networkFlags(c *cli.Context, hc *container.HostConfig) (*network.NetworkingConfig, error) {
+	for _, d := range c.StringSlice("dns") {
+		a, err := netip.ParseAddr(d)
+		if err != nil {
+			return nil, usagef("invalid --dns %q: not an IP address", d)
+		}
+		hc.DNS = append(hc.DNS, a)
+	}
+	hc.DNSSearch = c.StringSlice("dns-search")
+	hc.DNSOptions = c.StringSlice("dns-option")
+	hc.Links = c.StringSlice("link")
+	ep := &network.EndpointSettings{Aliases: c.StringSlice("network-alias")}
+	set := len(ep.Aliases) > 0
+	if s := c.String("ip"); s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return nil, usagef("invalid --ip %q: not an IPv4 address", s)
+		}
+		ep.IPAMConfig = &network.EndpointIPAMConfig{IPv4Address: a}
+		set = true
+	}
+	if s := c.String("mac-address"); s != "" {
+		m, err := net.ParseMAC(s)
+		if err != nil || len(m) != 6 {
+			return nil, usagef("invalid --mac-address %q", s)
+		}
+		ep.MacAddress = network.HardwareAddr(m)
+		set = true
+	}
+	if !set {
+		return nil, nil
+	}
+	name := string(hc.NetworkMode)
+	if name == "" {
+		name = "bridge"
+	}
+	return &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{name: ep}}, nil
 }
 
 // parseEnv reads --env-file files, then -e values. "KEY" alone takes the

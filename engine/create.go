@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/storage"
@@ -22,6 +23,9 @@ type CreateOptions struct {
 	Config     *container.Config
 	HostConfig *container.HostConfig
 	Pull       string // "missing", "always", or "never" ("" is never)
+	// Networking holds the endpoint settings (--ip, --mac-address,
+	// --network-alias) of the network of HostConfig.NetworkMode.
+	Networking *network.NetworkingConfig
 
 	id string // set by Run when it forked the init child before creating
 }
@@ -47,6 +51,10 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	}
 	// Volumes and bind mounts are checked before the image is looked up.
 	if _, err := e.planMounts(o.HostConfig, nil); err != nil {
+		return nil, err
+	}
+	endpoints, err := e.prepareNetworking(&o)
+	if err != nil {
 		return nil, err
 	}
 	images, err := e.Images()
@@ -84,6 +92,7 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if len(volumes) > 0 {
 		rec.Config.Volumes = volumes
 	}
+	rec.Networks = endpoints
 
 	// The container's layer is made while its record is written: the two
 	// do not depend on each other, and both wait on the disk.
@@ -169,10 +178,8 @@ func (e *Engine) createRecord(rec *state.Record) error {
 }
 
 func validateHostConfig(hc *container.HostConfig) error {
-	switch mode := string(hc.NetworkMode); mode {
-	case "", "default", "none", "host", "bridge":
-	default:
-		return invalidf("network mode %q is not supported yet (use none or host)", mode)
+	if mode := string(hc.NetworkMode); mode == "container:" {
+		return invalidf("--network container: needs a container name")
 	}
 	return nil
 }
@@ -226,10 +233,8 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 		return nil, invalidf("no command specified")
 	}
 	hc := *o.HostConfig
-	if hc.NetworkMode == "" || hc.NetworkMode == "default" || hc.NetworkMode == "bridge" {
-		// Bridge networking is not built yet: containers get a private
-		// network namespace with loopback only (see docs/compat.md).
-		hc.NetworkMode = "none"
+	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
+		hc.NetworkMode = "bridge"
 	}
 	if hc.LogConfig.Type == "" {
 		hc.LogConfig.Type = "json-file"
@@ -295,32 +300,15 @@ func (e *Engine) freeName() string {
 }
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
-// /etc/resolv.conf, which are bind-mounted into it at start.
+// /etc/resolv.conf, which are bind-mounted into it at start. The hosts
+// file is written again at start with the container's addresses.
 func (e *Engine) writeEtcFiles(rec *state.Record) error {
 	host := rec.HostConfig.NetworkMode == "host"
-	var hosts string
-	if host {
-		b, _ := os.ReadFile("/etc/hosts")
-		hosts = string(b)
-	} else {
-		hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n" +
-			"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n" +
-			"127.0.1.1\t" + rec.Config.Hostname + "\n"
-	}
-	for _, h := range rec.HostConfig.ExtraHosts {
-		name, ip, ok := strings.Cut(h, ":")
-		if ok {
-			hosts += ip + "\t" + name + "\n"
-		}
-	}
-	resolv, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil {
-		resolv = nil
-	}
+	resolv, _ := os.ReadFile("/etc/resolv.conf")
 	files := map[string]string{
-		"hosts":       hosts,
+		"hosts":       e.hostsContent(rec, nil),
 		"hostname":    rec.Config.Hostname + "\n",
-		"resolv.conf": string(resolv),
+		"resolv.conf": resolvConf(string(resolv), rec.HostConfig, host),
 	}
 	for name, content := range files {
 		if err := e.containers.WriteFile(rec.ID, name, []byte(content), 0o644); err != nil {

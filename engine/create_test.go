@@ -72,7 +72,7 @@ func TestNewRecordDefaults(t *testing.T) {
 	if len(rec.ID) != 64 {
 		t.Errorf("ID %q is not 64 hex digits", rec.ID)
 	}
-	if rec.HostConfig.NetworkMode != "none" || rec.HostConfig.LogConfig.Type != "json-file" {
+	if rec.HostConfig.NetworkMode != "bridge" || rec.HostConfig.LogConfig.Type != "json-file" {
 		t.Errorf("host config defaults: %+v", rec.HostConfig)
 	}
 }

@@ -39,7 +39,7 @@ func (e *Engine) forkInit(id string, cfg *container.Config, hc *container.HostCo
 	}
 	l := &launch{cio: cio, lateMounts: !withInit(hc), joined: make(chan error, 1)}
 	l.pending, err = oci.Fork(oci.ForkOptions{
-		Exe: exe, HostNetwork: hc.NetworkMode == "host", Terminal: cfg.Tty, LateMounts: l.lateMounts,
+		Exe: exe, HostNetwork: hc.NetworkMode == "host", JoinNetwork: isContainerMode(hc), Terminal: cfg.Tty, LateMounts: l.lateMounts,
 		Stdin: cio.childStdin, Stdout: cio.childStdout, Stderr: cio.childStderr,
 	})
 	if err != nil {
@@ -64,6 +64,11 @@ func (l *launch) abort() {
 		l.cg.Remove()
 		l.cio.closeAll()
 	})
+}
+
+func isContainerMode(hc *container.HostConfig) bool {
+	kind, _ := networkMode(hc)
+	return kind == modeContainer
 }
 
 func withInit(hc *container.HostConfig) bool { return hc.Init != nil && *hc.Init }

@@ -144,6 +144,13 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachK
 // process are both gone has exited (the cleanup is done here, then).
 func (e *Engine) State(id string) (*state.State, error) {
 	st, err := e.containers.State(id)
+	if err == nil && !st.Active() && len(st.Networks) > 0 && !e.monitorAlive(id) {
+		// A start that crashed half-way left interfaces behind.
+		if rec, err := e.containers.Record(id); err == nil {
+			e.releaseNetworks(rec, false)
+			st.Networks = nil
+		}
+	}
 	if err != nil || !st.Active() || e.monitorAlive(id) || pidAlive(st.Pid, st.PidStart) {
 		return st, err
 	}
@@ -481,6 +488,11 @@ func (e *Engine) Rename(ctx context.Context, ref, newName string) error {
 	if err != nil {
 		return err
 	}
-	defer l.Unlock()
-	return e.containers.Rename(id, newName)
+	err = e.containers.Rename(id, newName)
+	l.Unlock()
+	if err != nil {
+		return err
+	}
+	e.renameOnNetworks(id)
+	return nil
 }

@@ -104,6 +104,24 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 			l.abort()
 		}
 	})
+	// The container's interfaces are made from the host side (netlink in
+	// the child's namespace) while the rootfs is mounted and the spec
+	// is built.
+	netDone := make(chan error, 1)
+	go func() { netDone <- e.connectNetworks(rec, l.pending.Pid()) }()
+	netWaited := false
+	cleanups = append(cleanups, func() {
+		if !netWaited {
+			<-netDone
+		}
+		e.releaseNetworks(rec, false)
+	})
+	defer func() {
+		if !netWaited {
+			netWaited = true
+			<-netDone
+		}
+	}()
 	if rootfs == "" {
 		if err := mount(); err != nil {
 			return 125, nil, nil, err
@@ -136,6 +154,10 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		return 125, nil, nil, err
 	}
 	l.joined <- nil
+	netWaited = true
+	if err := <-netDone; err != nil {
+		return 125, nil, nil, err
+	}
 	started = true // Start kills the child itself when it fails
 	cleanups = append(cleanups, func() { l.cg.Remove(); l.cio.closeAll() })
 	proc, err = l.pending.Start(spec, nil)
@@ -154,6 +176,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		*st = state.State{
 			Status: state.StatusRunning, Pid: proc.Pid, PidStart: startTime,
 			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: st.RestartCount,
+			Networks: st.Networks,
 		}
 	}); err != nil {
 		proc.Signal(unix.SIGKILL)
@@ -192,6 +215,7 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 // releaseResources unmounts the rootfs and removes the cgroup of a
 // container that stopped, and removes the container itself for --rm.
 func (e *Engine) releaseResources(rec *state.Record) {
+	e.releaseNetworks(rec, true)
 	e.releaseVolumes(rec)
 	cgroupGone := make(chan struct{})
 	go func() {

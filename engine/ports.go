@@ -127,6 +127,9 @@ func validatePorts(cfg *container.Config, hc *container.HostConfig) error {
 // docker does: -P publishes both).
 func mergeExposedPorts(cfg *container.Config, image map[string]struct{}) {
 	for s := range image {
+		if !strings.Contains(s, "/") {
+			s += "/tcp"
+		}
 		p, err := network.ParsePort(s)
 		if err != nil {
 			continue

@@ -2,10 +2,13 @@ package engine
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 
 	"github.com/berth-dev/berth/state"
 )
@@ -132,9 +135,55 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		NetworkSettings: &container.NetworkSettings{
 			Ports:      c.Ports(),
 			SandboxKey: sandboxKey(st),
+			Networks:   e.inspectNetworks(rec, st),
 		},
 	}
 	return resp, nil
+}
+
+// inspectNetworks is docker's NetworkSettings.Networks: one entry per
+// network, with the addresses while the container runs.
+func (e *Engine) inspectNetworks(rec *state.Record, st *state.State) map[string]*network.EndpointSettings {
+	out := map[string]*network.EndpointSettings{}
+	kind, name := networkMode(rec.HostConfig)
+	switch kind {
+	case modeNone, modeHost:
+		out[kind] = &network.EndpointSettings{}
+		return out
+	case modeContainer:
+		return out
+	}
+	ns := e.netStore()
+	for _, name := range networkNames(rec) {
+		ep := &network.EndpointSettings{}
+		if cfg := rec.Networks[name]; cfg != nil {
+			ep = cfg.Copy()
+		}
+		if ep.Aliases == nil {
+			ep.Aliases = []string{}
+		}
+		if n, err := ns.Get(name); err == nil {
+			ep.NetworkID = n.ID
+			if !n.IsDefault() {
+				ep.DNSNames = append([]string{rec.Name, rec.ID[:12]}, ep.Aliases...)
+			}
+		}
+		for _, a := range st.Networks {
+			if a.Network != name || !st.Active() {
+				continue
+			}
+			ep.EndpointID = endpointID(rec.ID, name)
+			ep.IPAddress, _ = netip.ParseAddr(a.IP)
+			ep.Gateway, _ = netip.ParseAddr(a.Gateway)
+			ep.IPPrefixLen = a.Prefix
+			if m, err := net.ParseMAC(a.MAC); err == nil {
+				ep.MacAddress = network.HardwareAddr(m)
+			}
+		}
+		out[name] = ep
+	}
+	_ = name
+	return out
 }
 
 func sandboxKey(st *state.State) string {

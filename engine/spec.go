@@ -135,18 +135,42 @@ func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string, volumeSources
 		n, _ := rlimitName(u.Name)
 		rlimits = append(rlimits, specs.POSIXRlimit{Type: n, Hard: uint64(u.Hard), Soft: uint64(u.Soft)})
 	}
+	linkEnv, err := e.linkEnv(rec)
+	if err != nil {
+		return nil, err
+	}
+	// --network container:NAME shares that container's namespace and its
+	// hosts and resolv.conf.
+	etcDir, netnsPath := dir, ""
+	if kind, name := networkMode(hc); kind == modeContainer {
+		id, err := e.containers.Resolve(name)
+		if err != nil {
+			return nil, err
+		}
+		st, err := e.State(id)
+		if err != nil {
+			return nil, err
+		}
+		if !st.Active() {
+			return nil, invalidf("cannot join network namespace of container %s: container is not running", name)
+		}
+		etcDir, netnsPath = e.containers.Dir(id), filepath.Join("/proc", itoa(st.Pid), "ns", "net")
+		// Its veths must outlive its own processes while this one runs.
+		os.WriteFile(e.netJoinMarker(id, rec.ID), nil, 0o600)
+	}
 	spec := oci.Generate(oci.SpecInput{
 		Rootfs:          rootfs,
 		Args:            append([]string{rec.Path}, rec.Args...),
-		Env:             withHostname(rec.Config.Env, rec.Config.Hostname),
+		Env:             withHostname(mergeEnv(linkEnv, rec.Config.Env), rec.Config.Hostname),
 		Cwd:             rec.Config.WorkingDir,
 		User:            rec.Config.User,
 		Terminal:        rec.Config.Tty,
 		Hostname:        rec.Config.Hostname,
-		HostsPath:       filepath.Join(dir, "hosts"),
+		HostsPath:       filepath.Join(etcDir, "hosts"),
 		HostnamePath:    filepath.Join(dir, "hostname"),
-		ResolvConfPath:  filepath.Join(dir, "resolv.conf"),
+		ResolvConfPath:  filepath.Join(etcDir, "resolv.conf"),
 		HostNetwork:     hc.NetworkMode == "host",
+		NetNSPath:       netnsPath,
 		Init:            withInit(hc),
 		CgroupsPath:     cgroup,
 		ShmSize:         hc.ShmSize,

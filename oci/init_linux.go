@@ -74,7 +74,12 @@ func initContainer(sync *os.File, lateMounts bool) (int, error) {
 			return 125, fmt.Errorf("creating mount namespace: %w", err)
 		}
 	}
-	if hasNamespace(&spec, specs.NetworkNamespace) {
+	if path := namespacePath(&spec, specs.NetworkNamespace); path != "" {
+		// --network container:NAME, on the thread that execs.
+		if err := joinNamespace(path, unix.CLONE_NEWNET); err != nil {
+			return 125, err
+		}
+	} else if hasNamespace(&spec, specs.NetworkNamespace) {
 		if err := netns.LoopbackUp(); err != nil {
 			return 125, err
 		}
@@ -123,6 +128,30 @@ func initContainer(sync *os.File, lateMounts bool) (int, error) {
 		return runTinyInit(&spec, path, env, cred, sync)
 	}
 	return confineAndExec(&spec, cred, path, env)
+}
+
+func namespacePath(s *specs.Spec, t specs.LinuxNamespaceType) string {
+	if s.Linux == nil {
+		return ""
+	}
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return ns.Path
+		}
+	}
+	return ""
+}
+
+func joinNamespace(path string, nstype int) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening namespace %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, nstype); err != nil {
+		return fmt.Errorf("joining namespace %s: %w", path, err)
+	}
+	return nil
 }
 
 func hasNamespace(s *specs.Spec, t specs.LinuxNamespaceType) bool {

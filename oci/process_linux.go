@@ -26,7 +26,10 @@ func (e *StartError) Error() string { return e.Msg }
 type ForkOptions struct {
 	Exe         string // the berth binary to re-exec (see SealedExe)
 	HostNetwork bool   // share the host's network namespace
-	Terminal    bool   // stdin is a pty slave that becomes the controlling terminal
+	// JoinNetwork: the child joins another container's network namespace
+	// (the spec's path) instead of getting a new one.
+	JoinNetwork bool
+	Terminal    bool // stdin is a pty slave that becomes the controlling terminal
 	// LateMounts has the child make its mount namespace only when its spec
 	// arrives, from the calling thread, so the rootfs may be mounted after
 	// Fork returns. Not for --init: its pid 1 stays a Go process whose other
@@ -75,7 +78,9 @@ func Fork(o ForkOptions) (*Pending, error) {
 		case specs.IPCNamespace:
 			flags |= unix.CLONE_NEWIPC
 		case specs.NetworkNamespace:
-			flags |= unix.CLONE_NEWNET
+			if !o.JoinNetwork {
+				flags |= unix.CLONE_NEWNET
+			}
 		}
 		// The cgroup namespace is unshared by the child itself, once it
 		// is in its cgroup.

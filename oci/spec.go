@@ -48,9 +48,12 @@ type SpecInput struct {
 	HostnamePath   string
 	ResolvConfPath string
 	HostNetwork    bool // share the host's network namespace
-	Init           bool
-	CgroupsPath    string
-	ShmSize        int64
+	// NetNSPath joins an existing network namespace (--network
+	// container:NAME): /proc/PID/ns/net of that container's pid 1.
+	NetNSPath   string
+	Init        bool
+	CgroupsPath string
+	ShmSize     int64
 
 	// Security: see Capabilities for how the set is computed.
 	Privileged      bool
@@ -106,7 +109,7 @@ func Generate(in SpecInput) *specs.Spec {
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: in.CgroupsPath,
-			Namespaces:  Namespaces(in.HostNetwork),
+			Namespaces:  withNetNSPath(Namespaces(in.HostNetwork), in.NetNSPath),
 			Devices:     defaultDevices(),
 			Sysctl:      in.Sysctls,
 		},
@@ -175,6 +178,18 @@ func Namespaces(hostNetwork bool) []specs.LinuxNamespace {
 	}
 	if !hostNetwork {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	return ns
+}
+
+func withNetNSPath(ns []specs.LinuxNamespace, path string) []specs.LinuxNamespace {
+	if path == "" {
+		return ns
+	}
+	for i := range ns {
+		if ns[i].Type == specs.NetworkNamespace {
+			ns[i].Path = path
+		}
 	}
 	return ns
 }

@@ -35,6 +35,11 @@ type Record struct {
 	// mounts, resolved at create time (-v, --mount, --volumes-from and the
 	// image's VOLUME entries), in the order they are mounted.
 	Mounts []MountPoint `json:"mounts,omitempty"`
+
+	// Networks are the networks the container is connected to besides
+	// the one of HostConfig.NetworkMode (network connect), and the
+	// endpoint settings (aliases, --ip, --mac-address) of all of them.
+	Networks map[string]*network.EndpointSettings `json:"networks"`
 }
 
 // MountPoint is one resolved mount of a container.
@@ -74,6 +79,10 @@ type State struct {
 	// StoppedByUser is set by stop and kill so that restart policies and
 	// unless-stopped know the exit was asked for.
 	StoppedByUser bool `json:"stoppedByUser,omitempty"`
+	// Networks are the container's network interfaces while it runs
+	// (see Attachment); empty when it is stopped and everything was
+	// released.
+	Networks []Attachment `json:"networks,omitempty"`
 }
 
 // Active tells whether the state says a process should be there.

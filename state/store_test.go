@@ -215,3 +215,13 @@ func TestVolatileContainer(t *testing.T) {
 		t.Errorf("State = %+v, %v", st, err)
 	}
 }
+
+func TestAttachmentSubnet(t *testing.T) {
+	a := Attachment{IP: "172.18.3.7", Prefix: 16}
+	if got := a.Subnet().String(); got != "172.18.0.0/16" {
+		t.Errorf("subnet = %s", got)
+	}
+	if (Attachment{}).Subnet() != nil {
+		t.Error("subnet of an empty attachment")
+	}
+}
