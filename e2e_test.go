@@ -73,6 +73,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -955,7 +956,36 @@ func mountLeaks(s *scenario) []string {
 // then reports (and removes) any other bridge, veth or table named after
 // the scenario's store (netns.DevicePrefix, netns.VethPrefix).
 func networkLeaks(s *scenario) []string {
-	root := filepath.Join(s.work, "root")
+	var out []string
+	for _, root := range scenarioStores(s) {
+		out = append(out, storeNetworkLeaks(root)...)
+	}
+	return out
+}
+
+// scenarioStores lists the scenario's store roots: its own, and those a
+// scenario made with --root under its work directory (any directory with
+// a networks/ subdirectory, up to three levels down).
+func scenarioStores(s *scenario) []string {
+	roots := []string{filepath.Join(s.work, "root")}
+	filepath.WalkDir(s.work, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(s.work, p)
+		if strings.Count(rel, string(filepath.Separator)) >= 3 {
+			return filepath.SkipDir
+		}
+		if d.Name() == "networks" && filepath.Dir(p) != roots[0] {
+			roots = append(roots, filepath.Dir(p))
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	return roots
+}
+
+func storeNetworkLeaks(root string) []string {
 	def := netns.DefaultBridgeName(root)
 	netns.RemoveDevice(def)
 	netns.RemoveTable(def)

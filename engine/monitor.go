@@ -158,6 +158,11 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	if err := <-netDone; err != nil {
 		return 125, nil, nil, err
 	}
+	pub, err := e.publishAttached(rec) // -p/-P: engine/ports.go
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, func() { pub.Close() })
 	started = true // Start kills the child itself when it fails
 	cleanups = append(cleanups, func() { l.cg.Remove(); l.cio.closeAll() })
 	proc, err = l.pending.Start(spec, nil)
@@ -176,7 +181,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		*st = state.State{
 			Status: state.StatusRunning, Pid: proc.Pid, PidStart: startTime,
 			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: st.RestartCount,
-			Networks: st.Networks,
+			Networks: st.Networks, Ports: st.Ports,
 		}
 	}); err != nil {
 		proc.Signal(unix.SIGKILL)
@@ -186,6 +191,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	stopForwarding := forwardSignals(proc.Signal, io.pty, streams)
 	wait = func() int {
 		code, _ := proc.Wait()
+		pub.Close()
 		stopForwarding()
 		io.drain()
 		if hub != nil {
@@ -205,6 +211,7 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 		st.OOMKilled = oomKilled
 		st.Status = state.StatusExited
 		st.ExitCode = exitCode
+		st.Ports = nil // the monitor's pub.Close removed them
 		st.Pid = 0
 		st.MonitorPid = 0
 		st.FinishedAt = time.Now().UTC()

@@ -363,6 +363,13 @@ func (e *Engine) releaseNetworks(rec *state.Record, exited bool) {
 	if len(names) == 0 {
 		return
 	}
+	if st != nil && len(st.Ports) > 0 {
+		// The monitor died with ports published: its proxies went with
+		// it, the nftables rules stay until now.
+		for _, a := range st.Networks {
+			e.unpublishPorts(rec.ID, a.Table)
+		}
+	}
 	for name := range names {
 		e.disconnectOne(rec.ID, name, deleteVeths)
 	}

@@ -253,3 +253,17 @@ func sortPorts(ports []network.Port) {
 		return ports[i].Proto() < ports[j].Proto()
 	})
 }
+
+// publishAttached publishes the container's ports on its first network
+// (the one of HostConfig.NetworkMode, eth0), from the attachment the
+// network code recorded in its state.
+func (e *Engine) publishAttached(rec *state.Record) (*netns.Published, error) {
+	st, err := e.containers.State(rec.ID)
+	if err != nil || len(st.Networks) == 0 {
+		return nil, err
+	}
+	a := st.Networks[0]
+	ip := net.ParseIP(a.IP)
+	subnet := &net.IPNet{IP: ip.Mask(net.CIDRMask(a.Prefix, 32)), Mask: net.CIDRMask(a.Prefix, 32)}
+	return e.publishPorts(rec, ip, a.Bridge, a.Table, subnet)
+}
