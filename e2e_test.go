@@ -130,11 +130,7 @@ func testMain(m *testing.M) int {
 		}
 	} else {
 		berthBin = filepath.Join(tmp, "bin", "berth")
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
-		cmd := exec.Command(goTool, "build", "-tags", buildTags, "-o", berthBin, ".")
+		cmd := exec.Command(goToolPath(), "build", "-tags", buildTags, "-o", berthBin, ".")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: building berth: %v\n", err)
@@ -147,6 +143,17 @@ func testMain(m *testing.M) int {
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: building the busybox image (needs busybox-static): %v\n", err)
+		return 1
+	}
+
+	// A static UDP echo helper for containers ($UDPECHO): busybox-static's
+	// nc has no UDP.
+	udpechoBin = filepath.Join(tmp, "bin", "udpecho")
+	cmd = exec.Command(goToolPath(), "build", "-o", udpechoBin, "./testdata/udpecho")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building testdata/udpecho: %v\n", err)
 		return 1
 	}
 
@@ -168,7 +175,16 @@ func testMain(m *testing.M) int {
 	return m.Run()
 }
 
+// goToolPath is the go command that runs the tests.
+func goToolPath() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
 var (
+	udpechoBin       string // testdata/udpecho, built static
 	registryAddr     string // 127.0.0.1:PORT of the open test registry
 	registryData     string // its storage directory (for scenarios that corrupt a blob)
 	authRegistryAddr string // 127.0.0.1:PORT of the registry that wants user/pass
@@ -330,6 +346,7 @@ func setupScenario(env *testscript.Env) error {
 	env.Setenv("BERTH_ROOT", filepath.Join(work, "root"))
 	env.Setenv("BERTH_RUNROOT", filepath.Join(work, "run"))
 	env.Setenv("BUSYBOX_TAR", busyboxTar)
+	env.Setenv("UDPECHO", udpechoBin)
 	env.Setenv("BERTH_BIN", berthBin)
 	env.Setenv("REGISTRY", registryAddr)
 	env.Setenv("REGISTRY_DATA", registryData)
@@ -453,7 +470,7 @@ func (r result) describe() string {
 	}
 }
 
-var passenvDefault = []string{"WORK", "PATH", "HOME", "TMPDIR", "BERTH_ROOT", "BERTH_RUNROOT", "BUSYBOX_TAR", "BERTH_BIN",
+var passenvDefault = []string{"WORK", "PATH", "HOME", "TMPDIR", "BERTH_ROOT", "BERTH_RUNROOT", "BUSYBOX_TAR", "UDPECHO", "BERTH_BIN",
 	"REGISTRY", "REGISTRY_DATA", "AUTH_REGISTRY", "REGISTRY_AUTH_FILE", "BERTH_REGISTRY_LOOPBACK_ONLY"}
 
 func envList(getenv func(string) string, extra string) []string {
