@@ -471,6 +471,12 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		return fmt.Errorf("cannot remove container %q: %w", ref, err)
 	}
 	defer lock.Unlock()
+	if !e.exists(id) {
+		// --rm: its monitor removed it when it exited; lockMonitor made
+		// the run directory again.
+		os.RemoveAll(e.containers.RunDir(id))
+		return nil
+	}
 	return e.removeContainerVolumes(id, o.Volumes)
 }
 
