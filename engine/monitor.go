@@ -43,10 +43,14 @@ type Streams struct {
 // (detached) or the CLI itself (foreground). started is called once the
 // command runs, or with the reason it could not start. The caller holds
 // the container's monitor lock.
+//
+// The loop starts the container again only for --health-on-failure=restart
+// (a minimal restart of its own, engine/health.go: restartUnhealthy); a
+// restart-policy loop can take that case over: health.stop reports it.
 func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, error) {
 	for {
 		code, proc, wait, err := e.startContainer(rec, streams, hub, l)
-		started(err) // a no-op after the first report
+		started(err) // MonitorMain reports once; start's callback only cleans up a failed --rm
 		if err != nil {
 			return code, err
 		}
