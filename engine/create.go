@@ -264,7 +264,7 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 		Args:            argv[1:],
 		Config:          &cfg,
 		HostConfig:      &hc,
-		HealthOnFailure: o.HealthOnFailure,
+		HealthOnFailure: strings.TrimPrefix(o.HealthOnFailure, HealthOnFailureNone),
 	}, nil
 }
 
