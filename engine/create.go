@@ -254,6 +254,10 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 	if hc.RestartPolicy.Name == "" {
 		hc.RestartPolicy.Name = container.RestartPolicyDisabled
 	}
+	onFailure := o.HealthOnFailure
+	if onFailure == HealthOnFailureNone {
+		onFailure = "" // the default: not recorded
+	}
 	return &state.Record{
 		ID:              id,
 		Name:            strings.TrimPrefix(o.Name, "/"),
@@ -264,7 +268,7 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 		Args:            argv[1:],
 		Config:          &cfg,
 		HostConfig:      &hc,
-		HealthOnFailure: strings.TrimPrefix(o.HealthOnFailure, HealthOnFailureNone),
+		HealthOnFailure: onFailure,
 	}, nil
 }
 
