@@ -413,9 +413,13 @@ func (m *healthMonitor) onFailure(e *Engine, rec *state.Record, pid int) {
 		timeout = time.Duration(*rec.Config.StopTimeout) * time.Second
 	}
 	unix.Kill(pid, sig)
+	var kill <-chan time.Time // a negative stop timeout waits for ever, as stop does
+	if timeout >= 0 {
+		kill = time.After(timeout)
+	}
 	select {
 	case <-m.stopCh: // it exited
-	case <-time.After(timeout):
+	case <-kill:
 		if pidAlive(pid, st.PidStart) {
 			unix.Kill(pid, unix.SIGKILL)
 		}
