@@ -164,7 +164,7 @@ func waitCommand() *cli.Command {
 		Usage:     "block until one or more containers stop, then print their exit codes",
 		ArgsUsage: "CONTAINER [CONTAINER...]",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "condition", Usage: "wait for: not-running (default), next-exit, removed or running"},
+			&cli.StringFlag{Name: "condition", Usage: "wait for: not-running (default), next-exit, removed, running, healthy or unhealthy"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "CONTAINER [CONTAINER...]"); err != nil {

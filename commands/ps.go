@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-dev/berth/engine"
@@ -36,7 +37,7 @@ func psCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-trunc", Usage: "don't truncate output"},
 			&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "display total file sizes"},
 			&cli.StringFlag{Name: "format", Usage: "format output using a Go template"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited, volume, publish, expose)"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited, volume, publish, expose, health)"},
 		},
 		Action: func(c *cli.Context) error {
 			filters, err := parsePsFilters(c.StringSlice("filter"))
@@ -164,7 +165,14 @@ func (r *psRow) Status() string { return statusText(r.c.State) }
 func statusText(st *state.State) string {
 	switch st.Status {
 	case state.StatusRunning:
-		return "Up " + humanDuration(time.Since(st.StartedAt))
+		up := "Up " + humanDuration(time.Since(st.StartedAt))
+		if h := st.Health; h != nil && h.Status != "" && h.Status != container.NoHealthcheck {
+			if h.Status == container.Starting {
+				return up + " (health: starting)"
+			}
+			return up + " (" + string(h.Status) + ")"
+		}
+		return up
 	case state.StatusPaused:
 		return "Up " + humanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case state.StatusRestarting:
@@ -183,7 +191,7 @@ func statusText(st *state.State) string {
 type psFilters map[string][]string
 
 var psFilterKeys = map[string]bool{"status": true, "name": true, "id": true, "label": true, "ancestor": true, "exited": true,
-	"volume": true, "publish": true, "expose": true}
+	"volume": true, "publish": true, "expose": true, "health": true}
 
 var validStatus = map[string]bool{"created": true, "restarting": true, "running": true, "removing": true, "paused": true, "exited": true, "dead": true}
 
@@ -192,12 +200,16 @@ func parsePsFilters(list []string) (psFilters, error) {
 	for _, item := range list {
 		k, v, ok := strings.Cut(item, "=")
 		if !ok || !psFilterKeys[k] {
-			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited, volume, publish, expose)", item)
+			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited, volume, publish, expose, health)", item)
 		}
 		switch k {
 		case "status":
 			if !validStatus[v] {
 				return nil, usagef("invalid filter 'status=%s'", v)
+			}
+		case "health":
+			if container.ValidateHealthStatus(container.HealthStatus(v)) != nil {
+				return nil, usagef("invalid filter 'health=%s' (want starting, healthy, unhealthy or none)", v)
 			}
 		case "exited":
 			if _, err := strconv.Atoi(v); err != nil {
@@ -264,6 +276,7 @@ func (f psFilters) match(e *engine.Engine, c *engine.Container) (bool, error) {
 			}
 			return false
 		}) &&
+		any("health", func(v string) bool { return healthStatus(c) == v }) &&
 		any("publish", func(v string) bool { return portFilterMatch(v, c, true) }) &&
 		any("expose", func(v string) bool { return portFilterMatch(v, c, false) })
 	if !ok || len(f["ancestor"]) == 0 {
@@ -287,4 +300,14 @@ func (f psFilters) match(e *engine.Engine, c *engine.Container) (bool, error) {
 		}
 		return false
 	}), nil
+}
+
+// healthStatus is what ps -f health= matches, as docker's: the recorded
+// status of a container with a healthcheck, else "none".
+func healthStatus(c *engine.Container) string {
+	if c.Record.Config.Healthcheck == nil || len(c.Record.Config.Healthcheck.Test) == 0 ||
+		c.Record.Config.Healthcheck.Test[0] == "NONE" || c.State.Health == nil {
+		return string(container.NoHealthcheck)
+	}
+	return string(c.State.Health.Status)
 }

@@ -21,7 +21,7 @@ import (
 
 // createFlags are shared by run and create.
 func createFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep STDIN open"},
 		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pseudo-TTY"},
 		&cli.BoolFlag{Name: "rm", Usage: "remove the container when it exits"},
@@ -75,7 +75,7 @@ func createFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pids-limit", Usage: "tune the container's pids limit (-1 for unlimited)"},
 		&cli.StringFlag{Name: "blkio-weight", Usage: "block IO weight (10 to 1000, or 0 to disable)"},
 		&cli.BoolFlag{Name: "oom-kill-disable", Usage: "disable the OOM killer"},
-	}
+	}, healthFlags()...) // commands/health.go
 }
 
 func runCommand() *cli.Command {
@@ -260,7 +260,15 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &engine.CreateOptions{Name: c.String("name"), Config: cfg, HostConfig: hc, Pull: c.String("pull"), Networking: networking}, nil
+	if cfg.Healthcheck, err = healthcheckFlags(c); err != nil {
+		return nil, err
+	}
+	onFailure := c.String("health-on-failure")
+	if !engine.ValidHealthOnFailure(onFailure) {
+		return nil, usagef("invalid --health-on-failure %q: want none, kill, restart or stop", onFailure)
+	}
+	return &engine.CreateOptions{Name: c.String("name"), Config: cfg, HostConfig: hc, Pull: c.String("pull"), Networking: networking,
+		HealthOnFailure: onFailure}, nil
 }
 
 // networkFlags reads --dns*, --link, --ip, --mac-address and

@@ -26,6 +26,8 @@ type CreateOptions struct {
 	// Networking holds the endpoint settings (--ip, --mac-address,
 	// --network-alias) of the network of HostConfig.NetworkMode.
 	Networking *network.NetworkingConfig
+	// HealthOnFailure is podman's --health-on-failure (engine/health.go).
+	HealthOnFailure string
 
 	id string // set by Run when it forked the init child before creating
 }
@@ -48,6 +50,15 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	}
 	if err := validateSecurity(o.HostConfig); err != nil {
 		return nil, err
+	}
+	if err := validateHealthcheck(o.Config.Healthcheck); err != nil { // engine/health.go
+		return nil, err
+	}
+	if !ValidHealthOnFailure(o.HealthOnFailure) {
+		return nil, invalidf("invalid --health-on-failure %q (want none, kill, restart or stop)", o.HealthOnFailure)
+	}
+	if p := o.HostConfig.RestartPolicy.Name; o.HealthOnFailure == HealthOnFailureRestart && p != "" && p != container.RestartPolicyDisabled {
+		return nil, invalidf("--health-on-failure=restart cannot be combined with a restart policy (--restart %s)", p)
 	}
 	// Volumes and bind mounts are checked before the image is looked up.
 	if _, err := e.planMounts(o.HostConfig, nil); err != nil {
@@ -215,6 +226,7 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 		cfg.StopSignal = ic.StopSignal
 	}
 	mergeExposedPorts(&cfg, ic.ExposedPorts)
+	cfg.Healthcheck = mergeHealthcheck(cfg.Healthcheck, ic.Healthcheck) // docker's rules
 	labels := map[string]string{}
 	for k, v := range ic.Labels {
 		labels[k] = v
@@ -242,16 +254,21 @@ func newRecord(o CreateOptions, img *storage.Image) (*state.Record, error) {
 	if hc.RestartPolicy.Name == "" {
 		hc.RestartPolicy.Name = container.RestartPolicyDisabled
 	}
+	onFailure := o.HealthOnFailure
+	if onFailure == HealthOnFailureNone {
+		onFailure = "" // the default: not recorded
+	}
 	return &state.Record{
-		ID:         id,
-		Name:       strings.TrimPrefix(o.Name, "/"),
-		Created:    time.Now().UTC(),
-		Image:      o.Config.Image,
-		ImageID:    img.ID,
-		Path:       argv[0],
-		Args:       argv[1:],
-		Config:     &cfg,
-		HostConfig: &hc,
+		ID:              id,
+		Name:            strings.TrimPrefix(o.Name, "/"),
+		Created:         time.Now().UTC(),
+		Image:           o.Config.Image,
+		ImageID:         img.ID,
+		Path:            argv[0],
+		Args:            argv[1:],
+		Config:          &cfg,
+		HostConfig:      &hc,
+		HealthOnFailure: onFailure,
 	}, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/oci"
 )
@@ -124,6 +125,7 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 		eio.attachConsole(proc.Console, o)
 	}
 	stop := forwardSignals(proc.Signal, eio.pty, o.Streams)
+	killOnDone(ctx, proc.Pid)() // returns once it exited, not yet reaped
 	code, err := proc.Wait()
 	stop()
 	eio.drain(execOutputGrace)
@@ -131,6 +133,40 @@ func (e *Engine) Exec(ctx context.Context, ref string, o ExecOptions) (int, erro
 		return 125, err
 	}
 	return code, nil
+}
+
+// killOnDone kills the exec'd process and its process group (it leads a
+// session of its own) when ctx ends before it exits (a healthcheck's
+// timeout). The function it returns waits for the exit without reaping
+// it, so that the kill can never reach a reused pid; the caller then
+// reaps it.
+func killOnDone(ctx context.Context, pid int) (waitExit func()) {
+	if ctx.Done() == nil {
+		return func() {}
+	}
+	var mu sync.Mutex
+	exited := false
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !exited {
+			unix.Kill(-pid, unix.SIGKILL)
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	})
+	return func() {
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		mu.Lock()
+		exited = true
+		mu.Unlock()
+		stop()
+	}
 }
 
 func readSpec(path string) (*specs.Spec, error) {

@@ -106,6 +106,10 @@ func containerImageConfig(rec *state.Record, images *storage.Store) v1.Config {
 		OnBuild:    append([]string(nil), c.OnBuild...),
 		Shell:      append([]string(nil), c.Shell...),
 	}
+	if h := c.Healthcheck; h != nil { // merged with the image's at create
+		cfg.Healthcheck = &v1.HealthConfig{Test: append([]string(nil), h.Test...), Interval: h.Interval,
+			Timeout: h.Timeout, StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
 	if img, err := images.LookupImage(rec.ImageID); err == nil {
 		ic := img.Config.Config
 		cfg.ExposedPorts = maps.Clone(ic.ExposedPorts)

@@ -331,6 +331,9 @@ const (
 	WaitNextExit   = "next-exit"
 	WaitRemoved    = "removed"
 	WaitRunning    = "running"
+	// Health conditions (podman's): the healthcheck's status.
+	WaitHealthy   = "healthy"
+	WaitUnhealthy = "unhealthy"
 )
 
 // Wait blocks until the container meets the condition (by default: is
@@ -373,6 +376,8 @@ func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, e
 			return 125, err
 		}
 		return 0, nil
+	case WaitHealthy, WaitUnhealthy:
+		return e.waitHealth(id, condition, poll)
 	case WaitRemoved:
 		st, _ := e.containers.State(id)
 		code := 0
@@ -390,7 +395,7 @@ func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, e
 		}
 		return code, nil
 	default:
-		return 125, invalidf("unknown wait condition %q (want not-running, next-exit, removed or running)", condition)
+		return 125, invalidf("unknown wait condition %q (want not-running, next-exit, removed, running, healthy or unhealthy)", condition)
 	}
 	st, err := e.containers.State(id)
 	if err != nil {
@@ -406,6 +411,38 @@ func (e *Engine) Wait(ctx context.Context, ref string, condition string) (int, e
 type RemoveOptions struct {
 	Force   bool
 	Volumes bool
+}
+
+// waitHealth waits until the container's health status is condition. It
+// fails at once for a container without a healthcheck, and when the
+// container stops (its monitor gone) before getting there.
+func (e *Engine) waitHealth(id, condition string, poll func(func() (bool, error)) error) (int, error) {
+	rec, err := e.containers.Record(id)
+	if err != nil {
+		return 125, err
+	}
+	if healthcheckOf(rec.Config) == nil {
+		return 125, invalidf("container %s has no healthcheck: cannot wait for %q", id[:12], condition)
+	}
+	err = poll(func() (bool, error) {
+		st, err := e.State(id)
+		if err != nil {
+			return false, err
+		}
+		if st.Active() {
+			return st.Health != nil && string(st.Health.Status) == condition, nil
+		}
+		// Exited: a monitor restarting it (--health-on-failure=restart)
+		// keeps its lock meanwhile.
+		if st.Status != state.StatusCreated && !e.monitorAlive(id) {
+			return false, fmt.Errorf("container %s stopped before it was %s", id[:12], condition)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return 125, err
+	}
+	return 0, nil
 }
 
 // Remove deletes a container: its rootfs, cgroup, logs and record.
@@ -434,6 +471,12 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		return fmt.Errorf("cannot remove container %q: %w", ref, err)
 	}
 	defer lock.Unlock()
+	if !e.exists(id) {
+		// --rm: its monitor removed it when it exited; lockMonitor made
+		// the run directory again.
+		os.RemoveAll(e.containers.RunDir(id))
+		return nil
+	}
 	return e.removeContainerVolumes(id, o.Volumes)
 }
 

@@ -43,15 +43,30 @@ type Streams struct {
 // (detached) or the CLI itself (foreground). started is called once the
 // command runs, or with the reason it could not start. The caller holds
 // the container's monitor lock.
+//
+// The loop starts the container again only for --health-on-failure=restart
+// (a minimal restart of its own, engine/health.go: restartUnhealthy); a
+// restart-policy loop can take that case over: health.stop reports it.
 func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, error) {
-	code, proc, wait, err := e.startContainer(rec, streams, hub, l)
-	started(err)
-	if err != nil {
-		return code, err
+	for {
+		code, proc, wait, err := e.startContainer(rec, streams, hub, l)
+		started(err) // MonitorMain reports once; start's callback only cleans up a failed --rm
+		if err != nil {
+			return code, err
+		}
+		health := e.startHealthcheck(rec, proc.Pid) // engine/health.go; nil without a healthcheck
+		exitCode := wait()
+		if !health.stop(e, rec.ID) {
+			e.finishContainer(rec, proc.Pid, exitCode)
+			return exitCode, nil
+		}
+		// --health-on-failure=restart stopped the container: record the
+		// exit and start it again in this monitor (engine/health.go).
+		if hub, err = e.restartUnhealthy(rec, proc.Pid, exitCode, hub); err != nil {
+			return exitCode, nil
+		}
+		l = nil
 	}
-	exitCode := wait()
-	e.finishContainer(rec, proc.Pid, exitCode)
-	return exitCode, nil
 }
 
 // startContainer mounts the rootfs, writes the spec and starts the init
@@ -182,6 +197,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 			Status: state.StatusRunning, Pid: proc.Pid, PidStart: startTime,
 			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: st.RestartCount,
 			Networks: st.Networks, Ports: st.Ports,
+			Health: healthAtStart(rec, st.Health), // engine/health.go
 		}
 	}); err != nil {
 		proc.Signal(unix.SIGKILL)

@@ -119,6 +119,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 			Error:      st.Error,
 			StartedAt:  ts(st.StartedAt),
 			FinishedAt: ts(st.FinishedAt),
+			Health:     st.Health,
 		},
 		Image:          "sha256:" + rec.ImageID,
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),

@@ -40,6 +40,11 @@ type Record struct {
 	// the one of HostConfig.NetworkMode (network connect), and the
 	// endpoint settings (aliases, --ip, --mac-address) of all of them.
 	Networks map[string]*network.EndpointSettings `json:"networks"`
+
+	// HealthOnFailure is podman's --health-on-failure: what the monitor
+	// does when the container becomes unhealthy (none, kill, restart,
+	// stop; "" is none).
+	HealthOnFailure string `json:"healthOnFailure,omitempty"`
 }
 
 // MountPoint is one resolved mount of a container.
@@ -83,6 +88,9 @@ type State struct {
 	// (see Attachment); empty when it is stopped and everything was
 	// released.
 	Networks []Attachment `json:"networks,omitempty"`
+	// Health is the healthcheck's status and last results (docker's
+	// State.Health), for a container that has a healthcheck and ran.
+	Health *container.Health `json:"health,omitempty"`
 }
 
 // Active tells whether the state says a process should be there.
