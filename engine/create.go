@@ -26,6 +26,13 @@ type CreateOptions struct {
 	// Networking holds the endpoint settings (--ip, --mac-address,
 	// --network-alias) of the network of HostConfig.NetworkMode.
 	Networking *network.NetworkingConfig
+	// CreateCommand is recorded as the command line that made the
+	// container (generate systemd --new replays it).
+	CreateCommand []string
+	// SdNotify: "" or "conmon", "container", "ignore" (--sdnotify).
+	SdNotify string
+	// Replace removes a container of the same name first (--replace).
+	Replace bool
 
 	id string // set by Run when it forked the init child before creating
 }
@@ -47,6 +54,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		return nil, err
 	}
 	if err := validateSecurity(o.HostConfig); err != nil {
+		return nil, err
+	}
+	if err := validateLogging(o.Config, o.HostConfig, o.SdNotify); err != nil { // engine/systemd.go
 		return nil, err
 	}
 	// Volumes and bind mounts are checked before the image is looked up.
@@ -93,6 +103,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		rec.Config.Volumes = volumes
 	}
 	rec.Networks = endpoints
+	rec.CreateCommand = o.CreateCommand
+	rec.SdNotify = o.SdNotify
+	if o.Replace && rec.Name != "" {
+		if err := e.replaceNamed(ctx, rec.Name); err != nil {
+			return nil, err
+		}
+	}
 
 	// The container's layer is made while its record is written: the two
 	// do not depend on each other, and both wait on the disk.

@@ -44,6 +44,10 @@ type Streams struct {
 // command runs, or with the reason it could not start. The caller holds
 // the container's monitor lock.
 func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, error) {
+	// The monitor's pid, for a systemd unit's PIDFile= (engine/systemd.go):
+	// written before the start is reported.
+	e.writeMonitorPid(rec.ID)
+	defer e.removeMonitorPid(rec.ID)
 	code, proc, wait, err := e.startContainer(rec, streams, hub, l)
 	started(err)
 	if err != nil {
@@ -127,17 +131,26 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 			return 125, nil, nil, err
 		}
 	}
-	log, err := openJSONLog(filepath.Join(dir, "ctr.log"))
-	if err != nil {
-		return 125, nil, nil, err
+	var log *jsonLog // nil: --log-driver none or passthrough
+	if logDriver(rec.HostConfig) == LogDriverJSONFile {
+		if log, err = openJSONLog(filepath.Join(dir, "ctr.log")); err != nil {
+			return 125, nil, nil, err
+		}
+		cleanups = append(cleanups, func() { log.Close() })
 	}
-	cleanups = append(cleanups, func() { log.Close() })
 	io := l.cio
 	io.startCopying(log)
 	spec, err := e.specFor(rec, rootfs, l.cg.Name, volumeSources)
 	if err != nil {
 		return 125, nil, nil, err
 	}
+	// $NOTIFY_SOCKET (a systemd unit of Type=notify): engine/systemd.go.
+	notifier, err := e.newSdNotifier(rec)
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, notifier.close)
+	notifier.addToSpec(spec)
 	if err := oci.PrecompileSeccomp(spec, e.seccompCache()); err != nil {
 		return 125, nil, nil, err
 	}
@@ -188,14 +201,16 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		proc.Wait()
 		return 125, nil, nil, err
 	}
+	notifier.started(proc.Pid)
 	stopForwarding := forwardSignals(proc.Signal, io.pty, streams)
 	wait = func() int {
 		code, _ := proc.Wait()
+		notifier.close()
 		pub.Close()
 		stopForwarding()
 		io.drain()
 		if hub != nil {
-			hub.close()
+			hub.close(code)
 		}
 		log.Close()
 		return code
@@ -351,6 +366,10 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	go hub.serve()
+	// Run from a systemd unit, the monitor is in the unit's cgroup and
+	// gets its stop signal: it is passed on to the container, and the
+	// monitor lives on to record the exit (engine/systemd.go).
+	defer e.relaySignals(id)()
 	code, err := e.monitorContainer(rec, nil, hub, nil, send)
 	if err != nil {
 		send(err)
@@ -389,7 +408,7 @@ const monitorFinishWait = 10 * time.Second
 
 // spawnMonitor starts a detached monitor process for the container and
 // waits until it reports that the container runs (or why not).
-func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
+func (e *Engine) spawnMonitor(id string, keepFirstOutput bool, passthrough bool) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -408,9 +427,15 @@ func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
 	if keepFirstOutput {
 		env = append(env, attachPendingEnv+"=1")
 	}
+	stdout, stderr := null, null
+	if passthrough {
+		// --log-driver passthrough: the container writes to the caller's
+		// own stdout and stderr (a systemd unit's journal).
+		stdout, stderr = os.Stdout, os.Stderr
+	}
 	attr := &os.ProcAttr{
 		Env:   env,
-		Files: []*os.File{null, null, null, w},
+		Files: []*os.File{null, stdout, stderr, w},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	}
 	p, err := os.StartProcess("/proc/self/exe", []string{"berth", MonitorArg, id}, attr)
