@@ -433,6 +433,12 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		}
 		return fmt.Errorf("cannot remove container %q: %w", ref, err)
 	}
+	if !e.exists(id) {
+		// Its monitor removed it meanwhile (--rm, killed above).
+		lock.Unlock()
+		os.RemoveAll(e.containers.RunDir(id))
+		return nil
+	}
 	defer lock.Unlock()
 	return e.removeContainerVolumes(id, o.Volumes)
 }

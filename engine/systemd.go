@@ -137,7 +137,12 @@ func (e *Engine) newSdNotifier(rec *state.Record) (*sdNotifier, error) {
 	if err := os.MkdirAll(n.dir, 0o755); err != nil {
 		return nil, err
 	}
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(n.dir, "notify.sock"), Net: "unixgram"})
+	path, done, err := shortPath(n.dir, "notify.sock") // sun_path is short
+	if err != nil {
+		return nil, err
+	}
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	done()
 	if err != nil {
 		return nil, fmt.Errorf("making the container's notify socket: %w", err)
 	}
