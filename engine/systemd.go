@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
-	"os/signal"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -109,7 +109,7 @@ func (e *Engine) removeMonitorPid(id string) { os.Remove(e.MonitorPidPath(id)) }
 // process that starts the container) for a container.
 type sdNotifier struct {
 	mode   string
-	socket string       // the host's notify socket
+	socket string        // the host's notify socket
 	proxy  *net.UnixConn // container mode: the socket the container sees
 	dir    string        // its directory on the host
 }
