@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -112,6 +113,7 @@ type sdNotifier struct {
 	socket string        // the host's notify socket
 	proxy  *net.UnixConn // container mode: the socket the container sees
 	dir    string        // its directory on the host
+	done   chan struct{} // closed when the forwarding ends
 }
 
 // newSdNotifier returns nil when there is nothing to notify: no
@@ -177,12 +179,14 @@ func (n *sdNotifier) started(pid int) {
 		return
 	}
 	n.send(fmt.Sprintf("MAINPID=%d\n", pid))
+	n.done = make(chan struct{})
 	go func() {
+		defer close(n.done)
 		buf := make([]byte, 4096)
 		for {
 			k, err := n.proxy.Read(buf)
 			if err != nil {
-				return
+				return // closed, or quiet past the deadline close set
 			}
 			// The container's own MAINPID would name a pid of its
 			// namespace: dropped, berth has told the host's.
@@ -210,10 +214,20 @@ func (n *sdNotifier) send(msg string) error {
 	return err
 }
 
+// notifyDrain is how long a container's last notify messages are waited
+// for after it exited.
+const notifyDrain = 20 * time.Millisecond
+
 // close stops forwarding and removes the container's socket.
 func (n *sdNotifier) close() {
 	if n == nil || n.proxy == nil {
 		return
+	}
+	if n.done != nil {
+		// What the container sent just before it exited is still
+		// queued: forwarded until the socket has been quiet a moment.
+		n.proxy.SetReadDeadline(time.Now().Add(notifyDrain))
+		<-n.done
 	}
 	n.proxy.Close()
 	os.RemoveAll(n.dir)
