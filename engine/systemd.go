@@ -182,7 +182,7 @@ func (n *sdNotifier) started(pid int) {
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
-		buf := make([]byte, 4096)
+		buf := make([]byte, 4096) // systemd reads no more of a message (PIPE_BUF)
 		for {
 			k, err := n.proxy.Read(buf)
 			if err != nil {
