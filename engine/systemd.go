@@ -69,7 +69,7 @@ func logDriver(hc *container.HostConfig) string {
 // checkLogsReadable refuses `logs` for the drivers that keep no log.
 func checkLogsReadable(rec *state.Record) error {
 	if d := logDriver(rec.HostConfig); d == LogDriverNone || d == LogDriverPassthrough {
-		return fmt.Errorf("%w: this container is using the %q log driver, cannot read logs", ErrInvalid, d)
+		return fmt.Errorf("this container is using the %q log driver, cannot read logs", d)
 	}
 	return nil
 }
