@@ -104,7 +104,7 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachK
 				return 125, err
 			}
 		}
-		if err := e.spawnMonitor(rec.ID, interactive, logDriver(rec.HostConfig) == LogDriverPassthrough); err != nil {
+		if err := e.spawnMonitor(rec.ID, interactive); err != nil {
 			if rec.HostConfig.AutoRemove {
 				e.removeContainer(rec.ID)
 			}

@@ -408,7 +408,7 @@ const monitorFinishWait = 10 * time.Second
 
 // spawnMonitor starts a detached monitor process for the container and
 // waits until it reports that the container runs (or why not).
-func (e *Engine) spawnMonitor(id string, keepFirstOutput bool, passthrough bool) error {
+func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -428,7 +428,7 @@ func (e *Engine) spawnMonitor(id string, keepFirstOutput bool, passthrough bool)
 		env = append(env, attachPendingEnv+"=1")
 	}
 	stdout, stderr := null, null
-	if passthrough {
+	if rec, err := e.containers.Record(id); err == nil && logDriver(rec.HostConfig) == LogDriverPassthrough {
 		// --log-driver passthrough: the container writes to the caller's
 		// own stdout and stderr (a systemd unit's journal).
 		stdout, stderr = os.Stdout, os.Stderr
