@@ -56,7 +56,7 @@
 //
 // Commands run by berth/exitcode/capture/waitfor/within get the scenario's
 // environment variables WORK PATH HOME TMPDIR BERTH_ROOT BERTH_RUNROOT
-// BUSYBOX_TAR BERTH_BIN REGISTRY REGISTRY_DATA AUTH_REGISTRY REGISTRY_AUTH_FILE
+// BUSYBOX_TAR UDPECHO SDNOTIFY BERTH_BIN REGISTRY REGISTRY_DATA AUTH_REGISTRY REGISTRY_AUTH_FILE
 // BERTH_REGISTRY_LOOPBACK_ONLY plus those named in $E2E_PASSENV (space
 // separated); their stdin is empty. Use exec for stdin or other variables.
 //
@@ -157,6 +157,17 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 
+	// A fake systemd notify socket and client ($SDNOTIFY), static so that
+	// it also runs inside containers (--sdnotify=container).
+	sdnotifyBin = filepath.Join(tmp, "bin", "sdnotify")
+	cmd = exec.Command(goToolPath(), "build", "-o", sdnotifyBin, "./testdata/sdnotify")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building testdata/sdnotify: %v\n", err)
+		return 1
+	}
+
 	// Two local registries shared by all scenarios: $REGISTRY (open) and
 	// $AUTH_REGISTRY (htpasswd: user / pass). Only 127.0.0.1 is ever used.
 	registryData = filepath.Join(tmp, "registry", "data")
@@ -185,6 +196,7 @@ func goToolPath() string {
 
 var (
 	udpechoBin       string // testdata/udpecho, built static
+	sdnotifyBin      string // testdata/sdnotify, built static
 	registryAddr     string // 127.0.0.1:PORT of the open test registry
 	registryData     string // its storage directory (for scenarios that corrupt a blob)
 	authRegistryAddr string // 127.0.0.1:PORT of the registry that wants user/pass
@@ -347,6 +359,7 @@ func setupScenario(env *testscript.Env) error {
 	env.Setenv("BERTH_RUNROOT", filepath.Join(work, "run"))
 	env.Setenv("BUSYBOX_TAR", busyboxTar)
 	env.Setenv("UDPECHO", udpechoBin)
+	env.Setenv("SDNOTIFY", sdnotifyBin)
 	env.Setenv("BERTH_BIN", berthBin)
 	env.Setenv("REGISTRY", registryAddr)
 	env.Setenv("REGISTRY_DATA", registryData)
@@ -470,7 +483,7 @@ func (r result) describe() string {
 	}
 }
 
-var passenvDefault = []string{"WORK", "PATH", "HOME", "TMPDIR", "BERTH_ROOT", "BERTH_RUNROOT", "BUSYBOX_TAR", "UDPECHO", "BERTH_BIN",
+var passenvDefault = []string{"WORK", "PATH", "HOME", "TMPDIR", "BERTH_ROOT", "BERTH_RUNROOT", "BUSYBOX_TAR", "UDPECHO", "SDNOTIFY", "BERTH_BIN",
 	"REGISTRY", "REGISTRY_DATA", "AUTH_REGISTRY", "REGISTRY_AUTH_FILE", "BERTH_REGISTRY_LOOPBACK_ONLY"}
 
 func envList(getenv func(string) string, extra string) []string {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/commands"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/oci"
@@ -19,6 +21,10 @@ func main() {
 	if storage.ReexecInit() {
 		return
 	}
+	// A unit or a script may start berth with stdin, stdout or stderr
+	// closed: the next file berth opens would take that number and be
+	// mistaken for a standard stream (and handed to a container).
+	openStdDescriptors()
 	// Descriptors inherited without close-on-exec (a shell's, a CI
 	// runner's) must not travel on into monitors and containers.
 	oci.CloseOnExecAll()
@@ -37,6 +43,24 @@ func main() {
 	app := commands.NewApp(os.Stdout, os.Stderr)
 	err := commands.Run(context.Background(), app, os.Args)
 	os.Exit(exitCode(err))
+}
+
+// openStdDescriptors puts /dev/null on any of descriptors 0, 1 and 2
+// that is closed.
+func openStdDescriptors() {
+	for fd := 0; fd <= 2; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			continue
+		}
+		null, err := unix.Open(os.DevNull, unix.O_RDWR, 0)
+		if err != nil {
+			return
+		}
+		if null != fd {
+			unix.Dup3(null, fd, 0)
+			unix.Close(null)
+		}
+	}
 }
 
 // exitCode prints err and maps it to berth's exit codes, docker's way:

@@ -63,7 +63,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			pullCommand(), pushCommand(), loginCommand(), logoutCommand(), searchCommand(),
 			tagCommand(), rmiCommand(), saveCommand(), exportCommand(), imageCommand(),
 			commitCommand(), diffCommand(), historyCommand(),
-			buildCommand(), volumeCommand(), networkCommand(), healthcheckCommand(),
+			buildCommand(), volumeCommand(), networkCommand(), healthcheckCommand(), generateCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "Error: unknown command %q for \"berth\"\n", name)

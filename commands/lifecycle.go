@@ -79,10 +79,25 @@ func stopOptions(c *cli.Context) (engine.StopOptions, error) {
 }
 
 func stopCommand() *cli.Command {
-	return stopLikeCommand("stop", "stop one or more running containers",
+	cmd := stopLikeCommand("stop", "stop one or more running containers",
 		func(e *engine.Engine, c *cli.Context, ref string, o engine.StopOptions) error {
-			return e.Stop(c.Context, ref, o)
+			return ignoreMissing(c, e.Stop(c.Context, ref, o))
 		})
+	cmd.Flags = append(cmd.Flags, ignoreFlag())
+	return cmd
+}
+
+// ignoreFlag is podman's --ignore of stop and rm (used by systemd units:
+// commands/generate.go).
+func ignoreFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "ignore", Aliases: []string{"i"}, Usage: "ignore errors when a specified container is missing"}
+}
+
+func ignoreMissing(c *cli.Context, err error) error {
+	if err != nil && c.Bool("ignore") && errors.Is(err, engine.ErrNoSuchContainer) {
+		return nil
+	}
+	return err
 }
 
 func restartCommand() *cli.Command {
@@ -145,6 +160,7 @@ func rmCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "force the removal of a running container (uses SIGKILL)"},
 			&cli.BoolFlag{Name: "volumes", Aliases: []string{"v"}, Usage: "remove anonymous volumes associated with the container"},
+			ignoreFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 1, "[OPTIONS] CONTAINER [CONTAINER...]"); err != nil {
@@ -152,7 +168,7 @@ func rmCommand() *cli.Command {
 			}
 			o := engine.RemoveOptions{Force: c.Bool("force"), Volumes: c.Bool("volumes")}
 			return withEngine(c, func(e *engine.Engine) error {
-				return eachArg(c, func(ref string) error { return e.Remove(c.Context, ref, o) })
+				return eachArg(c, func(ref string) error { return ignoreMissing(c, e.Remove(c.Context, ref, o)) })
 			})
 		},
 	}

@@ -75,6 +75,11 @@ func createFlags() []cli.Flag {
 		&cli.StringFlag{Name: "pids-limit", Usage: "tune the container's pids limit (-1 for unlimited)"},
 		&cli.StringFlag{Name: "blkio-weight", Usage: "block IO weight (10 to 1000, or 0 to disable)"},
 		&cli.BoolFlag{Name: "oom-kill-disable", Usage: "disable the OOM killer"},
+		// Logging and systemd: engine/systemd.go, docs/systemd.md.
+		&cli.StringFlag{Name: "log-driver", Value: "json-file", Usage: "logging driver: json-file, k8s-file, passthrough (the container's output goes to berth's own stdout/stderr) or none"},
+		&cli.StringSliceFlag{Name: "log-opt", Usage: "logging driver options (KEY=VALUE)"},
+		&cli.StringFlag{Name: "sdnotify", Usage: "how to use $NOTIFY_SOCKET: conmon (berth sends READY=1 once the container runs; the default), container (the container's service sends it) or ignore"},
+		&cli.BoolFlag{Name: "replace", Usage: "if a container of the same name exists, stop and remove it first"},
 	}, healthFlags()...) // commands/health.go
 }
 
@@ -200,6 +205,20 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 	hc := &container.HostConfig{
 		AutoRemove:  c.Bool("rm"),
 		NetworkMode: container.NetworkMode(c.String("network")),
+		LogConfig:   container.LogConfig{Type: c.String("log-driver")},
+	}
+	for _, o := range c.StringSlice("log-opt") {
+		k, v, ok := strings.Cut(o, "=")
+		if !ok || k == "" {
+			return nil, usagef("invalid --log-opt %q: want KEY=VALUE", o)
+		}
+		if hc.LogConfig.Config == nil {
+			hc.LogConfig.Config = map[string]string{}
+		}
+		hc.LogConfig.Config[k] = v
+	}
+	if c.Bool("replace") && c.String("name") == "" {
+		return nil, usagef("cannot replace a container without --name being set")
 	}
 	if c.IsSet("init") {
 		v := c.Bool("init")
@@ -267,8 +286,12 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 	if !engine.ValidHealthOnFailure(onFailure) {
 		return nil, usagef("invalid --health-on-failure %q: want none, kill, restart or stop", onFailure)
 	}
-	return &engine.CreateOptions{Name: c.String("name"), Config: cfg, HostConfig: hc, Pull: c.String("pull"), Networking: networking,
-		HealthOnFailure: onFailure}, nil
+	return &engine.CreateOptions{
+		Name: c.String("name"), Config: cfg, HostConfig: hc, Pull: c.String("pull"), Networking: networking,
+		HealthOnFailure: onFailure,
+		SdNotify:        c.String("sdnotify"), Replace: c.Bool("replace"),
+		CreateCommand: append([]string(nil), os.Args...), // for generate systemd --new
+	}, nil
 }
 
 // networkFlags reads --dns*, --link, --ip, --mac-address and

@@ -23,7 +23,8 @@ import (
 // The attach socket of a detached container's monitor speaks frames with
 // Docker's stdcopy header: [kind, 0, 0, 0, size (uint32, big endian)].
 // Monitor to client: kind 1 stdout, 2 stderr (a terminal's output is all
-// kind 1). Client to monitor: kind 0 stdin data, 3 stdin closed, 4 resize
+// kind 1), 5 the container's exit code (int32, big endian) just before the
+// monitor ends the attachment. Client to monitor: kind 0 stdin data, 3 stdin closed, 4 resize
 // (rows, cols as two uint16). The client first sends one JSON line, an
 // attachRequest.
 const (
@@ -32,6 +33,7 @@ const (
 	frameStderr  = 2
 	frameEOF     = 3
 	frameResize  = 4
+	frameExit    = 5
 	attachSocket = "attach.sock"
 	maxFrame     = 1 << 20
 )
@@ -88,7 +90,14 @@ type attachHub struct {
 	pty      *os.File
 	closeIn  bool // close the container's stdin when a client's input ends
 	listener net.Listener
+	// firstAttached is closed when the first client, for whom pending
+	// was kept, has attached.
+	firstAttached chan struct{}
 }
+
+// firstClientWait bounds how long a monitor whose container exited waits
+// for the client that was about to attach (run -it of a short command).
+const firstClientWait = 5 * time.Second
 
 type attachConn struct {
 	conn net.Conn
@@ -117,6 +126,7 @@ func listenAttach(runDir string, keepFirstOutput bool) (*attachHub, error) {
 	h := &attachHub{clients: map[*attachConn]bool{}, listener: l}
 	if keepFirstOutput {
 		h.pending = &bytes.Buffer{}
+		h.firstAttached = make(chan struct{})
 	}
 	return h, nil
 }
@@ -147,6 +157,7 @@ func (h *attachHub) handle(conn net.Conn) {
 			c.send(frameStdout, h.pending.Bytes())
 		}
 		h.pending = nil
+		close(h.firstAttached)
 	}
 	h.clients[c] = true
 	h.mu.Unlock()
@@ -197,12 +208,24 @@ func (h *attachHub) writer(kind byte) io.Writer {
 	})
 }
 
-// close ends every attachment; the clients see EOF after the last output.
-func (h *attachHub) close() {
+// close ends every attachment once the container exited with code: the
+// clients get the code, then EOF. The client that run -it is attaching
+// is waited for (a bounded time), so that it gets the output and the code
+// even when the container was quicker (and, with --rm, is gone next).
+func (h *attachHub) close(code int) {
+	if h.firstAttached != nil {
+		select {
+		case <-h.firstAttached:
+		case <-time.After(firstClientWait):
+		}
+	}
 	h.listener.Close()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var p [4]byte
+	binary.BigEndian.PutUint32(p[:], uint32(int32(code)))
 	for c := range h.clients {
+		c.send(frameExit, p[:])
 		c.mu.Lock()
 		if uc, ok := c.conn.(*net.UnixConn); ok {
 			uc.CloseWrite()
@@ -309,6 +332,7 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 			}
 		}()
 	}
+	exitCode := -1
 	for {
 		kind, p, err := readFrame(conn)
 		if err != nil {
@@ -319,12 +343,20 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 			s.Stdout.Write(p)
 		case frameStderr:
 			s.Stderr.Write(p)
+		case frameExit:
+			if len(p) == 4 {
+				exitCode = int(int32(binary.BigEndian.Uint32(p)))
+			}
 		}
 	}
 	select {
 	case <-detached:
 		return 0, ErrDetached
 	default:
+	}
+	if exitCode >= 0 {
+		// The monitor said how it ended (the container may be gone: --rm).
+		return exitCode, nil
 	}
 	e.waitStopped(id, -1, 255)
 	st, err := e.containers.State(id)

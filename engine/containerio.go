@@ -31,8 +31,10 @@ type outputSource struct {
 
 // newContainerIO makes the container's standard streams for a container
 // configured by cfg: a pty with -t, else pipes (and /dev/null for no
-// input). Output is copied once startCopying is called.
-func newContainerIO(cfg *container.Config, streams *Streams, hub *attachHub) (*containerIO, error) {
+// input). Output is copied once startCopying is called. With the
+// passthrough log driver the container's stdout and stderr are this
+// process's own (a systemd unit's journal): nothing is copied.
+func newContainerIO(cfg *container.Config, logDriver string, streams *Streams, hub *attachHub) (*containerIO, error) {
 	cio := &containerIO{}
 	var stdout, stderr io.Writer
 	var stdin io.Reader
@@ -91,6 +93,10 @@ func newContainerIO(cfg *container.Config, streams *Streams, hub *attachHub) (*c
 		} else {
 			hub.stdin, hub.closeIn = w, cfg.StdinOnce
 		}
+	}
+	if logDriver == LogDriverPassthrough {
+		cio.childStdout, cio.childStderr = os.Stdout, os.Stderr
+		return cio, nil
 	}
 	for _, s := range []struct {
 		name string

@@ -28,6 +28,13 @@ type CreateOptions struct {
 	Networking *network.NetworkingConfig
 	// HealthOnFailure is podman's --health-on-failure (engine/health.go).
 	HealthOnFailure string
+	// CreateCommand is recorded as the command line that made the
+	// container (generate systemd --new replays it).
+	CreateCommand []string
+	// SdNotify: "" or "conmon", "container", "ignore" (--sdnotify).
+	SdNotify string
+	// Replace removes a container of the same name first (--replace).
+	Replace bool
 
 	id string // set by Run when it forked the init child before creating
 }
@@ -59,6 +66,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	}
 	if p := o.HostConfig.RestartPolicy.Name; o.HealthOnFailure == HealthOnFailureRestart && p != "" && p != container.RestartPolicyDisabled {
 		return nil, invalidf("--health-on-failure=restart cannot be combined with a restart policy (--restart %s)", p)
+	}
+	if err := validateLogging(o.Config, o.HostConfig, o.SdNotify); err != nil { // engine/systemd.go
+		return nil, err
 	}
 	// Volumes and bind mounts are checked before the image is looked up.
 	if _, err := e.planMounts(o.HostConfig, nil); err != nil {
@@ -104,6 +114,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		rec.Config.Volumes = volumes
 	}
 	rec.Networks = endpoints
+	rec.CreateCommand = o.CreateCommand
+	rec.SdNotify = o.SdNotify
+	if o.Replace && rec.Name != "" {
+		if err := e.replaceNamed(ctx, rec.Name); err != nil {
+			return nil, err
+		}
+	}
 
 	// The container's layer is made while its record is written: the two
 	// do not depend on each other, and both wait on the disk.

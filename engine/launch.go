@@ -28,7 +28,7 @@ type launch struct {
 // cgroup move then overlap with the creation of the container's layer.
 // With --init the rootfs must be mounted before forkInit is called.
 func (e *Engine) forkInit(id string, cfg *container.Config, hc *container.HostConfig, streams *Streams, hub *attachHub) (*launch, error) {
-	cio, err := newContainerIO(cfg, streams, hub)
+	cio, err := newContainerIO(cfg, logDriver(hc), streams, hub)
 	if err != nil {
 		return nil, err
 	}

@@ -35,6 +35,9 @@ func openJSONLog(path string) (*jsonLog, error) {
 }
 
 func (l *jsonLog) write(stream string, p []byte) {
+	if l == nil { // --log-driver none
+		return
+	}
 	b, _ := json.Marshal(logEntry{Log: string(p), Stream: stream, Time: time.Now().UTC()})
 	l.mu.Lock()
 	l.w.Write(b)
@@ -44,6 +47,9 @@ func (l *jsonLog) write(stream string, p []byte) {
 }
 
 func (l *jsonLog) Close() error {
+	if l == nil {
+		return nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.w.Flush()

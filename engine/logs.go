@@ -29,6 +29,11 @@ func (e *Engine) Logs(ctx context.Context, ref string, o LogsOptions, stdout, st
 	if err != nil {
 		return err
 	}
+	if rec, err := e.containers.Record(id); err == nil {
+		if err := checkLogsReadable(rec); err != nil { // none, passthrough
+			return err
+		}
+	}
 	f, err := os.Open(e.LogPath(id))
 	if errors.Is(err, os.ErrNotExist) {
 		if !o.Follow {

@@ -48,6 +48,10 @@ type Streams struct {
 // (a minimal restart of its own, engine/health.go: restartUnhealthy); a
 // restart-policy loop can take that case over: health.stop reports it.
 func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, error) {
+	// The monitor's pid, for a systemd unit's PIDFile= (engine/systemd.go):
+	// written before the start is reported.
+	e.writeMonitorPid(rec.ID)
+	defer e.removeMonitorPid(rec.ID)
 	for {
 		code, proc, wait, err := e.startContainer(rec, streams, hub, l)
 		started(err) // MonitorMain reports once; start's callback only cleans up a failed --rm
@@ -142,17 +146,26 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 			return 125, nil, nil, err
 		}
 	}
-	log, err := openJSONLog(filepath.Join(dir, "ctr.log"))
-	if err != nil {
-		return 125, nil, nil, err
+	var log *jsonLog // nil: --log-driver none or passthrough
+	if logDriver(rec.HostConfig) == LogDriverJSONFile {
+		if log, err = openJSONLog(filepath.Join(dir, "ctr.log")); err != nil {
+			return 125, nil, nil, err
+		}
+		cleanups = append(cleanups, func() { log.Close() })
 	}
-	cleanups = append(cleanups, func() { log.Close() })
 	io := l.cio
 	io.startCopying(log)
 	spec, err := e.specFor(rec, rootfs, l.cg.Name, volumeSources)
 	if err != nil {
 		return 125, nil, nil, err
 	}
+	// $NOTIFY_SOCKET (a systemd unit of Type=notify): engine/systemd.go.
+	notifier, err := e.newSdNotifier(rec)
+	if err != nil {
+		return 125, nil, nil, err
+	}
+	cleanups = append(cleanups, notifier.close)
+	notifier.addToSpec(spec)
 	if err := oci.PrecompileSeccomp(spec, e.seccompCache()); err != nil {
 		return 125, nil, nil, err
 	}
@@ -204,14 +217,16 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		proc.Wait()
 		return 125, nil, nil, err
 	}
+	notifier.started(proc.Pid)
 	stopForwarding := forwardSignals(proc.Signal, io.pty, streams)
 	wait = func() int {
 		code, _ := proc.Wait()
+		notifier.close()
 		pub.Close()
 		stopForwarding()
 		io.drain()
 		if hub != nil {
-			hub.close()
+			hub.close(code)
 		}
 		log.Close()
 		return code
@@ -367,6 +382,10 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	go hub.serve()
+	// Run from a systemd unit, the monitor is in the unit's cgroup and
+	// gets its stop signal: it is passed on to the container, and the
+	// monitor lives on to record the exit (engine/systemd.go).
+	defer e.relaySignals(id)()
 	code, err := e.monitorContainer(rec, nil, hub, nil, send)
 	if err != nil {
 		send(err)
@@ -424,9 +443,15 @@ func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
 	if keepFirstOutput {
 		env = append(env, attachPendingEnv+"=1")
 	}
+	stdout, stderr := null, null
+	if rec, err := e.containers.Record(id); err == nil && logDriver(rec.HostConfig) == LogDriverPassthrough {
+		// --log-driver passthrough: the container writes to the caller's
+		// own stdout and stderr (a systemd unit's journal).
+		stdout, stderr = os.Stdout, os.Stderr
+	}
 	attr := &os.ProcAttr{
 		Env:   env,
-		Files: []*os.File{null, null, null, w},
+		Files: []*os.File{null, stdout, stderr, w},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	}
 	p, err := os.StartProcess("/proc/self/exe", []string{"berth", MonitorArg, id}, attr)

@@ -45,6 +45,15 @@ type Record struct {
 	// does when the container becomes unhealthy (none, kill, restart,
 	// stop; "" is none).
 	HealthOnFailure string `json:"healthOnFailure,omitempty"`
+	// CreateCommand is the command line that created the container
+	// (berth's argv, from `run` or `create`): `generate systemd --new`
+	// turns it into the unit's `run`.
+	CreateCommand []string `json:"createCommand,omitempty"`
+	// SdNotify is how systemd's NOTIFY_SOCKET is used when the container
+	// is started with one (--sdnotify): "conmon" (berth tells READY=1
+	// and MAINPID; also when empty), "container" (the container's service
+	// tells READY=1 through a socket berth forwards) or "ignore".
+	SdNotify string `json:"sdNotify,omitempty"`
 }
 
 // MountPoint is one resolved mount of a container.
