@@ -168,12 +168,17 @@ func (n *sdNotifier) addToSpec(spec *specs.Spec) {
 	spec.Process.Env = append(env, "NOTIFY_SOCKET="+notifyDir+"/notify.sock")
 }
 
-// started tells systemd the container's pid, and that it is ready
-// (conmon mode) or forwards the container's own messages from now on.
-func (n *sdNotifier) started(pid int) {
+// started tells systemd the main pid, and that it is ready (conmon mode)
+// or forwards the container's own messages from now on. The main pid is
+// the monitor's own (as podman names conmon's): it is in the unit's
+// cgroup, becomes systemd's child once the CLI that spawned it exits, and
+// exits with the container's code, so systemd sees failures. The
+// container's pid 1 is in berth's cgroup and no child of systemd's.
+func (n *sdNotifier) started(_ int) {
 	if n == nil {
 		return
 	}
+	pid := os.Getpid()
 	if n.mode == SdNotifyConmon {
 		n.send(fmt.Sprintf("MAINPID=%d\nREADY=1\n", pid))
 		return
