@@ -23,8 +23,16 @@ func startCommand() *cli.Command {
 			&cli.BoolFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach STDOUT/STDERR and forward signals"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach the container's STDIN"},
 			&cli.StringFlag{Name: "detach-keys", Usage: "key sequence for detaching (default ctrl-p,ctrl-q)"},
+			&cli.BoolFlag{Name: "all", Usage: "start all containers that are not running (with --filter: those that match)"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "with --all: ps's filters (restart-policy=always at boot, …)"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("all") {
+				return startAll(c)
+			}
+			if c.IsSet("filter") {
+				return usagef("--filter needs --all")
+			}
 			if err := needArgs(c, 1, "[OPTIONS] CONTAINER [CONTAINER...]"); err != nil {
 				return err
 			}
@@ -250,4 +258,54 @@ func containerExit(code int, err error) error {
 		return &engine.ExitError{Code: code}
 	}
 	return nil
+}
+
+// startAll is `start --all [--filter …]`: every stopped container that
+// matches, started detached; the boot unit (contrib/systemd) runs it with
+// restart-policy filters. With restart-policy=unless-stopped, a container
+// the user stopped is left alone: that policy brings back only what was
+// running when the machine went down.
+func startAll(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usagef("--all and container names exclude each other")
+	}
+	if c.Bool("attach") || c.Bool("interactive") {
+		return usagef("you cannot start and attach multiple containers at once")
+	}
+	filters, err := parsePsFilters(c.StringSlice("filter"))
+	if err != nil {
+		return err
+	}
+	bootFilter := len(filters["restart-policy"]) > 0
+	return withEngine(c, func(e *engine.Engine) error {
+		list, err := e.List(c.Context, engine.ListOptions{All: true})
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for i := len(list) - 1; i >= 0; i-- { // oldest first, as they were made
+			ctr := &list[i]
+			if ctr.State.Active() {
+				continue
+			}
+			ok, err := filters.match(e, ctr)
+			if err != nil {
+				return err
+			}
+			if !ok || (bootFilter && restartPolicyName(ctr.Record) == "unless-stopped" && ctr.State.StoppedByUser) {
+				continue
+			}
+			name := ctr.Record.Name
+			if _, err := e.Start(c.Context, ctr.Record.ID, engine.StartOptions{}); err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "Error: starting %s: %v\n", name, err)
+				failed++
+				continue
+			}
+			fmt.Fprintln(c.App.Writer, name)
+		}
+		if failed > 0 {
+			return fmt.Errorf("%d container(s) could not be started", failed)
+		}
+		return nil
+	})
 }

@@ -18,6 +18,8 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/state"
 )
 
 // The attach socket of a detached container's monitor speaks frames with
@@ -32,6 +34,7 @@ const (
 	frameStderr  = 2
 	frameEOF     = 3
 	frameResize  = 4
+	frameExit    = 5 // monitor to client, last: the exit code (int32, big endian)
 	attachSocket = "attach.sock"
 	maxFrame     = 1 << 20
 )
@@ -197,6 +200,24 @@ func (h *attachHub) writer(kind byte) io.Writer {
 	})
 }
 
+// closeWithExit tells every client the container's exit code, then ends
+// the attachments. A client that knows the code need not wait for the
+// monitor to end (which a restart policy delays indefinitely).
+func (h *attachHub) closeWithExit(code int) {
+	var p [4]byte
+	binary.BigEndian.PutUint32(p[:], uint32(int32(code)))
+	h.mu.Lock()
+	clients := make([]*attachConn, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	h.mu.Unlock()
+	for _, c := range clients {
+		c.send(frameExit, p[:])
+	}
+	h.close()
+}
+
 // close ends every attachment; the clients see EOF after the last output.
 func (h *attachHub) close() {
 	h.listener.Close()
@@ -238,6 +259,9 @@ func (e *Engine) Attach(ctx context.Context, ref string, o AttachOptions) (int, 
 	if !st.Active() {
 		return 125, fmt.Errorf("you cannot attach to a stopped container, start it first")
 	}
+	if st.Status == state.StatusRestarting {
+		return 125, fmt.Errorf("you cannot attach to a restarting container, wait until it is running")
+	}
 	rec, err := e.containers.Record(id)
 	if err != nil {
 		return 125, err
@@ -260,6 +284,7 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 		return 125, fmt.Errorf("attaching to container %s: %w", id[:12], err)
 	}
 	defer conn.Close()
+	attachedTo, _ := e.containers.State(id) // the run attached to
 	req, _ := json.Marshal(attachRequest{Stdin: stdin && s.Stdin != nil})
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		return 125, err
@@ -309,6 +334,7 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 			}
 		}()
 	}
+	exitCode, gotExit := 0, false
 	for {
 		kind, p, err := readFrame(conn)
 		if err != nil {
@@ -319,12 +345,21 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 			s.Stdout.Write(p)
 		case frameStderr:
 			s.Stderr.Write(p)
+		case frameExit:
+			if len(p) == 4 {
+				exitCode, gotExit = int(int32(binary.BigEndian.Uint32(p))), true
+			}
 		}
 	}
 	select {
 	case <-detached:
 		return 0, ErrDetached
 	default:
+	}
+	if gotExit && attachedTo != nil && e.waitRunEnded(id, attachedTo.StartedAt) {
+		// A restart policy may run the container again: the attachment
+		// ends with the run it was made to, as docker's does.
+		return exitCode, nil
 	}
 	e.waitStopped(id, -1, 255)
 	st, err := e.containers.State(id)

@@ -42,16 +42,17 @@ type Streams struct {
 // the per-container monitor, whether that is a re-exec'd `berth` process
 // (detached) or the CLI itself (foreground). started is called once the
 // command runs, or with the reason it could not start. The caller holds
-// the container's monitor lock.
-func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, error) {
+// the container's monitor lock. restart: its restart policy runs it again
+// (engine/restart.go), it is "restarting".
+func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (code int, restart bool, err error) {
 	code, proc, wait, err := e.startContainer(rec, streams, hub, l)
 	started(err)
 	if err != nil {
-		return code, err
+		return code, false, err
 	}
 	exitCode := wait()
-	e.finishContainer(rec, proc.Pid, exitCode)
-	return exitCode, nil
+	restart = e.finishContainer(rec, proc.Pid, exitCode)
+	return exitCode, restart, nil
 }
 
 // startContainer mounts the rootfs, writes the spec and starts the init
@@ -177,16 +178,27 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	}
 	io.closeChildSide()
 	startTime, _ := pidStartTime(proc.Pid)
+	stoppedMeanwhile := false
 	if err := e.updateState(rec.ID, func(st *state.State) {
+		// Restart policies (engine/restart.go): a restart by the monitor
+		// keeps the count and a stop that came during the start; a
+		// start by the user begins anew, as docker's does.
+		restartCount := 0
+		if st.Status == state.StatusRestarting {
+			restartCount, stoppedMeanwhile = st.RestartCount, st.StoppedByUser
+		}
 		*st = state.State{
 			Status: state.StatusRunning, Pid: proc.Pid, PidStart: startTime,
-			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: st.RestartCount,
-			Networks: st.Networks, Ports: st.Ports,
+			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: restartCount,
+			StoppedByUser: stoppedMeanwhile, Networks: st.Networks, Ports: st.Ports,
 		}
 	}); err != nil {
 		proc.Signal(unix.SIGKILL)
 		proc.Wait()
 		return 125, nil, nil, err
+	}
+	if stoppedMeanwhile {
+		proc.Signal(unix.SIGKILL) // stopped by the user while restarting
 	}
 	stopForwarding := forwardSignals(proc.Signal, io.pty, streams)
 	wait = func() int {
@@ -195,7 +207,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		stopForwarding()
 		io.drain()
 		if hub != nil {
-			hub.close()
+			hub.closeWithExit(code)
 		}
 		log.Close()
 		return code
@@ -204,8 +216,10 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 }
 
 // finishContainer records the exit and releases what the running
-// container held; with --rm it removes the container.
-func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
+// container held; with --rm it removes the container. It returns true
+// when the restart policy runs the container again (the state is then
+// "restarting" and the monitor stays).
+func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) (restart bool) {
 	oomKilled := oci.OpenCgroup(cgroupName(rec.ID)).OOMKilled()
 	e.updateState(rec.ID, func(st *state.State) {
 		st.OOMKilled = oomKilled
@@ -215,8 +229,12 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 		st.Pid = 0
 		st.MonitorPid = 0
 		st.FinishedAt = time.Now().UTC()
+		if restart = e.restartAfterExit(rec.ID, st); restart { // engine/restart.go
+			st.MonitorPid = os.Getpid()
+		}
 	})
 	e.releaseResources(rec)
+	return restart
 }
 
 // releaseResources unmounts the rootfs and removes the cgroup of a
@@ -334,8 +352,7 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	defer e.Close()
-	rec, err := e.containers.Record(id)
-	if err != nil {
+	if _, err := e.containers.Record(id); err != nil {
 		send(err)
 		return 125
 	}
@@ -345,13 +362,13 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	defer lock.Unlock()
-	hub, err := listenAttach(e.containers.RunDir(id), os.Getenv(attachPendingEnv) == "1")
-	if err != nil {
-		send(err)
-		return 125
+	// The loop of restart policies is engine/restart.go; each run has its
+	// own attach socket.
+	e.supervising = true
+	newHub := func(first bool) (*attachHub, error) {
+		return listenAttach(e.containers.RunDir(id), first && os.Getenv(attachPendingEnv) == "1")
 	}
-	go hub.serve()
-	code, err := e.monitorContainer(rec, nil, hub, nil, send)
+	code, err := e.superviseContainer(id, newHub, send)
 	if err != nil {
 		send(err)
 	}

@@ -286,6 +286,9 @@ type UpdateOptions struct {
 	Resources container.Resources
 	// Set says which of Resources' fields were given.
 	Set map[string]bool
+	// RestartPolicy, if not nil, replaces the container's. A running
+	// monitor reads it at the next exit (engine/restart.go).
+	RestartPolicy *container.RestartPolicy
 }
 
 // Update changes a container's limits, in its record and, if it runs, in
@@ -346,11 +349,22 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 	if err := validateResources(&hc); err != nil {
 		return err
 	}
+	if p := o.RestartPolicy; p != nil {
+		if hc.AutoRemove && !p.IsNone() {
+			return invalidf("restart policy cannot be updated because AutoRemove is enabled for the container")
+		}
+		if err := validateRestartPolicy(*p, false); err != nil {
+			return err
+		}
+		hc.RestartPolicy = *p
+	}
 	st, err := e.State(id)
 	if err != nil {
 		return err
 	}
-	if st.Active() {
+	// A restarting container has no cgroup now: its next run reads the
+	// record.
+	if st.Active() && st.Status != state.StatusRestarting && len(set) > 0 {
 		res, err := resourcesFor(&hc)
 		if err != nil {
 			return err
