@@ -91,6 +91,7 @@ type attachHub struct {
 	pty      *os.File
 	closeIn  bool // close the container's stdin when a client's input ends
 	listener net.Listener
+	attached chan struct{} // closed when the first client is there (with pending)
 }
 
 type attachConn struct {
@@ -120,6 +121,7 @@ func listenAttach(runDir string, keepFirstOutput bool) (*attachHub, error) {
 	h := &attachHub{clients: map[*attachConn]bool{}, listener: l}
 	if keepFirstOutput {
 		h.pending = &bytes.Buffer{}
+		h.attached = make(chan struct{})
 	}
 	return h, nil
 }
@@ -152,6 +154,10 @@ func (h *attachHub) handle(conn net.Conn) {
 		h.pending = nil
 	}
 	h.clients[c] = true
+	if h.attached != nil {
+		close(h.attached)
+		h.attached = nil
+	}
 	h.mu.Unlock()
 	for {
 		kind, p, err := readFrame(br)
@@ -207,6 +213,17 @@ func (h *attachHub) closeWithExit(code int) {
 	var p [4]byte
 	binary.BigEndian.PutUint32(p[:], uint32(int32(code)))
 	h.mu.Lock()
+	if attached := h.attached; attached != nil {
+		// The client that started the container (run -it, or a
+		// foreground run with a restart policy) may not be there yet
+		// when a quick command ends: it gets the output it missed.
+		h.mu.Unlock()
+		select {
+		case <-attached:
+		case <-time.After(firstClientWait):
+		}
+		h.mu.Lock()
+	}
 	clients := make([]*attachConn, 0, len(h.clients))
 	for c := range h.clients {
 		clients = append(clients, c)
@@ -217,6 +234,10 @@ func (h *attachHub) closeWithExit(code int) {
 	}
 	h.close()
 }
+
+// firstClientWait bounds how long a container's exit waits for the client
+// that is about to attach to it.
+const firstClientWait = 10 * time.Second
 
 // close ends every attachment; the clients see EOF after the last output.
 func (h *attachHub) close() {
