@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/moby/sys/signal"
 	"github.com/urfave/cli/v2"
@@ -87,10 +88,72 @@ func stopOptions(c *cli.Context) (engine.StopOptions, error) {
 }
 
 func stopCommand() *cli.Command {
-	return stopLikeCommand("stop", "stop one or more running containers",
+	cmd := stopLikeCommand("stop", "stop one or more running containers",
 		func(e *engine.Engine, c *cli.Context, ref string, o engine.StopOptions) error {
+			o.Shutdown = c.Bool("shutdown")
 			return e.Stop(c.Context, ref, o)
 		})
+	// For the boot unit (contrib/systemd/berth-restart.service).
+	cmd.Flags = append(cmd.Flags,
+		&cli.BoolFlag{Name: "all", Usage: "stop all running containers (with --filter: those that match)"},
+		&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "with --all: ps's filters"},
+		&cli.BoolFlag{Name: "shutdown", Usage: "the system is going down, not the user stopping: restart-policy=unless-stopped starts the containers again at boot"},
+	)
+	action := cmd.Action
+	cmd.Action = func(c *cli.Context) error {
+		if !c.Bool("all") {
+			if c.IsSet("filter") {
+				return usagef("--filter needs --all")
+			}
+			return action(c)
+		}
+		if c.NArg() > 0 {
+			return usagef("--all and container names exclude each other")
+		}
+		o, err := stopOptions(c)
+		if err != nil {
+			return err
+		}
+		o.Shutdown = c.Bool("shutdown")
+		filters, err := parsePsFilters(c.StringSlice("filter"))
+		if err != nil {
+			return err
+		}
+		return withEngine(c, func(e *engine.Engine) error {
+			list, err := e.List(c.Context, engine.ListOptions{})
+			if err != nil {
+				return err
+			}
+			// All at once: each may wait its stop timeout.
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			failed := 0
+			for i := range list {
+				if ok, err := filters.match(e, &list[i]); err != nil || !ok {
+					continue
+				}
+				wg.Add(1)
+				go func(ctr *engine.Container) {
+					defer wg.Done()
+					err := e.Stop(c.Context, ctr.Record.ID, o)
+					mu.Lock()
+					defer mu.Unlock()
+					if err != nil {
+						fmt.Fprintf(c.App.ErrWriter, "Error: stopping %s: %v\n", ctr.Record.Name, err)
+						failed++
+						return
+					}
+					fmt.Fprintln(c.App.Writer, ctr.Record.Name)
+				}(&list[i])
+			}
+			wg.Wait()
+			if failed > 0 {
+				return fmt.Errorf("%d container(s) could not be stopped", failed)
+			}
+			return nil
+		})
+	}
+	return cmd
 }
 
 func restartCommand() *cli.Command {

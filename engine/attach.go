@@ -18,14 +18,13 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
-
-	"github.com/berth-dev/berth/state"
 )
 
 // The attach socket of a detached container's monitor speaks frames with
 // Docker's stdcopy header: [kind, 0, 0, 0, size (uint32, big endian)].
 // Monitor to client: kind 1 stdout, 2 stderr (a terminal's output is all
-// kind 1). Client to monitor: kind 0 stdin data, 3 stdin closed, 4 resize
+// kind 1), 5 the container's exit code (int32, big endian) just before the
+// monitor ends the attachment. Client to monitor: kind 0 stdin data, 3 stdin closed, 4 resize
 // (rows, cols as two uint16). The client first sends one JSON line, an
 // attachRequest.
 const (
@@ -34,7 +33,7 @@ const (
 	frameStderr  = 2
 	frameEOF     = 3
 	frameResize  = 4
-	frameExit    = 5 // monitor to client, last: the exit code (int32, big endian)
+	frameExit    = 5
 	attachSocket = "attach.sock"
 	maxFrame     = 1 << 20
 )
@@ -91,8 +90,14 @@ type attachHub struct {
 	pty      *os.File
 	closeIn  bool // close the container's stdin when a client's input ends
 	listener net.Listener
-	attached chan struct{} // closed when the first client is there (with pending)
+	// firstAttached is closed when the first client, for whom pending
+	// was kept, has attached.
+	firstAttached chan struct{}
 }
+
+// firstClientWait bounds how long a monitor whose container exited waits
+// for the client that was about to attach (run -it of a short command).
+const firstClientWait = 5 * time.Second
 
 type attachConn struct {
 	conn net.Conn
@@ -121,7 +126,7 @@ func listenAttach(runDir string, keepFirstOutput bool) (*attachHub, error) {
 	h := &attachHub{clients: map[*attachConn]bool{}, listener: l}
 	if keepFirstOutput {
 		h.pending = &bytes.Buffer{}
-		h.attached = make(chan struct{})
+		h.firstAttached = make(chan struct{})
 	}
 	return h, nil
 }
@@ -152,12 +157,9 @@ func (h *attachHub) handle(conn net.Conn) {
 			c.send(frameStdout, h.pending.Bytes())
 		}
 		h.pending = nil
+		close(h.firstAttached)
 	}
 	h.clients[c] = true
-	if h.attached != nil {
-		close(h.attached)
-		h.attached = nil
-	}
 	h.mu.Unlock()
 	for {
 		kind, p, err := readFrame(br)
@@ -206,45 +208,24 @@ func (h *attachHub) writer(kind byte) io.Writer {
 	})
 }
 
-// closeWithExit tells every client the container's exit code, then ends
-// the attachments. A client that knows the code need not wait for the
-// monitor to end (which a restart policy delays indefinitely).
-func (h *attachHub) closeWithExit(code int) {
-	var p [4]byte
-	binary.BigEndian.PutUint32(p[:], uint32(int32(code)))
-	h.mu.Lock()
-	if attached := h.attached; attached != nil {
-		// The client that started the container (run -it, or a
-		// foreground run with a restart policy) may not be there yet
-		// when a quick command ends: it gets the output it missed.
-		h.mu.Unlock()
+// close ends every attachment once the container exited with code: the
+// clients get the code, then EOF. The client that run -it is attaching
+// is waited for (a bounded time), so that it gets the output and the code
+// even when the container was quicker (and, with --rm, is gone next).
+func (h *attachHub) close(code int) {
+	if h.firstAttached != nil {
 		select {
-		case <-attached:
+		case <-h.firstAttached:
 		case <-time.After(firstClientWait):
 		}
-		h.mu.Lock()
 	}
-	clients := make([]*attachConn, 0, len(h.clients))
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
-	h.mu.Unlock()
-	for _, c := range clients {
-		c.send(frameExit, p[:])
-	}
-	h.close()
-}
-
-// firstClientWait bounds how long a container's exit waits for the client
-// that is about to attach to it.
-const firstClientWait = 10 * time.Second
-
-// close ends every attachment; the clients see EOF after the last output.
-func (h *attachHub) close() {
 	h.listener.Close()
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	var p [4]byte
+	binary.BigEndian.PutUint32(p[:], uint32(int32(code)))
 	for c := range h.clients {
+		c.send(frameExit, p[:])
 		c.mu.Lock()
 		if uc, ok := c.conn.(*net.UnixConn); ok {
 			uc.CloseWrite()
@@ -280,7 +261,7 @@ func (e *Engine) Attach(ctx context.Context, ref string, o AttachOptions) (int, 
 	if !st.Active() {
 		return 125, fmt.Errorf("you cannot attach to a stopped container, start it first")
 	}
-	if st.Status == state.StatusRestarting {
+	if st.Status == "restarting" { // engine/restart.go
 		return 125, fmt.Errorf("you cannot attach to a restarting container, wait until it is running")
 	}
 	rec, err := e.containers.Record(id)
@@ -305,7 +286,6 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 		return 125, fmt.Errorf("attaching to container %s: %w", id[:12], err)
 	}
 	defer conn.Close()
-	attachedTo, _ := e.containers.State(id) // the run attached to
 	req, _ := json.Marshal(attachRequest{Stdin: stdin && s.Stdin != nil})
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		return 125, err
@@ -355,7 +335,7 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 			}
 		}()
 	}
-	exitCode, gotExit := 0, false
+	exitCode := -1
 	for {
 		kind, p, err := readFrame(conn)
 		if err != nil {
@@ -368,7 +348,7 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 			s.Stderr.Write(p)
 		case frameExit:
 			if len(p) == 4 {
-				exitCode, gotExit = int(int32(binary.BigEndian.Uint32(p))), true
+				exitCode = int(int32(binary.BigEndian.Uint32(p)))
 			}
 		}
 	}
@@ -377,9 +357,8 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 		return 0, ErrDetached
 	default:
 	}
-	if gotExit && attachedTo != nil && e.waitRunEnded(id, attachedTo.StartedAt) {
-		// A restart policy may run the container again: the attachment
-		// ends with the run it was made to, as docker's does.
+	if exitCode >= 0 {
+		// The monitor said how it ended (the container may be gone: --rm).
 		return exitCode, nil
 	}
 	e.waitStopped(id, -1, 255)

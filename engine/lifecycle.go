@@ -238,6 +238,10 @@ func (e *Engine) waitStopped(id string, timeout time.Duration, lostCode int) boo
 type StopOptions struct {
 	Timeout *int // seconds; nil: the container's --stop-timeout, else 10
 	Signal  string
+	// Shutdown: the system is going down, the user did not stop the
+	// container; restart-policy=unless-stopped starts it again at boot
+	// (its monitor still does not restart it now).
+	Shutdown bool
 }
 
 // Stop sends the stop signal, waits, then kills.
@@ -282,11 +286,17 @@ func (e *Engine) Stop(ctx context.Context, ref string, o StopOptions) error {
 	if timeout < 0 {
 		wait = -1
 	}
-	if e.waitStopped(id, wait, 128+int(sig)) {
-		return nil
+	if !e.waitStopped(id, wait, 128+int(sig)) {
+		signalPid(st.Pid, unix.SIGKILL)
+		e.waitStopped(id, -1, 137)
 	}
-	signalPid(st.Pid, unix.SIGKILL)
-	e.waitStopped(id, -1, 137)
+	if o.Shutdown { // the monitor is gone: nothing restarts it now
+		e.updateState(id, func(st *state.State) {
+			if !st.Active() {
+				st.StoppedByUser = false
+			}
+		})
+	}
 	return nil
 }
 

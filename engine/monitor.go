@@ -207,7 +207,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		stopForwarding()
 		io.drain()
 		if hub != nil {
-			hub.closeWithExit(code)
+			hub.close(code)
 		}
 		log.Close()
 		return code

@@ -166,7 +166,7 @@ func (e *Engine) superviseContainer(id string, newHub func(first bool) (*attachH
 		runStart := time.Now()
 		code, restart, err := e.monitorContainer(rec, nil, hub, nil, started)
 		if err != nil {
-			hub.close()
+			hub.listener.Close() // no run, no client to wait for
 			if !first {
 				e.recordStartFailure(id, code, err) // as docker: it stays stopped
 			}
@@ -208,31 +208,3 @@ func (e *Engine) waitToRestart(id string, delay time.Duration) bool {
 	}
 }
 
-// waitRunEnded waits, after an attached client saw the run that started
-// at startedAt end, until its exit is recorded. It returns true if the
-// container is restarting (or already runs again): the caller then does
-// not wait for the monitor, which stays; false when it is stopping for
-// good, which waitStopped waits out.
-func (e *Engine) waitRunEnded(id string, startedAt time.Time) bool {
-	for delay := time.Millisecond; ; {
-		if !e.monitorAlive(id) {
-			return false
-		}
-		st, err := e.containers.State(id)
-		if err != nil {
-			return false
-		}
-		switch {
-		case !st.StartedAt.Equal(startedAt) && st.Active():
-			return true
-		case st.Status == state.StatusRestarting:
-			return true
-		case !st.Active():
-			return false
-		}
-		time.Sleep(delay)
-		if delay < 20*time.Millisecond {
-			delay *= 2
-		}
-	}
-}
