@@ -35,9 +35,19 @@ func (e *Engine) running(ref string) (*state.Record, *state.State, error) {
 	return rec, st, err
 }
 
+// runningProcess is running, and refuses a container that waits to
+// restart: it has no process now (engine/restart.go).
+func (e *Engine) runningProcess(ref string) (*state.Record, *state.State, error) {
+	rec, st, err := e.running(ref)
+	if err == nil && st.Status == state.StatusRestarting {
+		return nil, nil, fmt.Errorf("container %s is restarting, wait until the container is running: %w", ref, ErrNotRunning)
+	}
+	return rec, st, err
+}
+
 // Pause freezes every process of a running container.
 func (e *Engine) Pause(ctx context.Context, ref string) error {
-	rec, st, err := e.running(ref)
+	rec, st, err := e.runningProcess(ref)
 	if err != nil {
 		return err
 	}
@@ -56,7 +66,7 @@ func (e *Engine) Pause(ctx context.Context, ref string) error {
 
 // Unpause lets a paused container run again.
 func (e *Engine) Unpause(ctx context.Context, ref string) error {
-	rec, st, err := e.running(ref)
+	rec, st, err := e.runningProcess(ref)
 	if err != nil {
 		return err
 	}
@@ -97,7 +107,7 @@ type TopResult struct {
 // Top runs the host's ps with psArgs (default -ef) and keeps the rows of
 // the container's processes, as docker does.
 func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) (*TopResult, error) {
-	rec, _, err := e.running(ref)
+	rec, _, err := e.runningProcess(ref)
 	if err != nil {
 		return nil, err
 	}

@@ -208,3 +208,31 @@ func (e *Engine) waitToRestart(id string, delay time.Duration) bool {
 	}
 }
 
+
+// waitExitRecorded waits, once an attached client got the exit code of the
+// run it was attached to (attachedTo), until the monitor has recorded that
+// exit: restarting or already running again, or exited and released (the
+// monitor has ended, as attach waited before restart policies). It does
+// not wait for a monitor that restarts the container.
+func (e *Engine) waitExitRecorded(id string, attachedTo *state.State) {
+	if attachedTo == nil {
+		return
+	}
+	deadline := time.Now().Add(monitorFinishWait)
+	for delay := time.Millisecond; time.Now().Before(deadline); {
+		st, err := e.containers.State(id)
+		if err != nil || !e.monitorAlive(id) || !st.StartedAt.Equal(attachedTo.StartedAt) || st.Status == state.StatusRestarting {
+			return
+		}
+		if !st.Active() {
+			if left := time.Until(deadline); left > 0 { // (a negative timeout is none)
+				e.waitStopped(id, left, 255)
+			}
+			return
+		}
+		time.Sleep(delay)
+		if delay < 20*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
