@@ -208,7 +208,6 @@ func (e *Engine) waitToRestart(id string, delay time.Duration) bool {
 	}
 }
 
-
 // waitExitRecorded waits, once an attached client got the exit code of the
 // run it was attached to (attachedTo), until the monitor has recorded that
 // exit: restarting or already running again, or exited and released (the
