@@ -308,6 +308,11 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 	if err != nil {
 		return err
 	}
+	// The truth first (a monitor that died is recorded now, which takes
+	// the lock taken below: a second flock of it here would wait forever).
+	if _, err := e.State(id); err != nil {
+		return err
+	}
 	lock, err := e.containers.LockContainer(id)
 	if err != nil {
 		return err
@@ -368,7 +373,7 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 		}
 		hc.RestartPolicy = *p
 	}
-	st, err := e.State(id)
+	st, err := e.containers.State(id) // under the lock: no fix-up here
 	if err != nil {
 		return err
 	}
