@@ -23,8 +23,16 @@ func startCommand() *cli.Command {
 			&cli.BoolFlag{Name: "attach", Aliases: []string{"a"}, Usage: "attach STDOUT/STDERR and forward signals"},
 			&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "attach the container's STDIN"},
 			&cli.StringFlag{Name: "detach-keys", Usage: "key sequence for detaching (default ctrl-p,ctrl-q)"},
+			&cli.BoolFlag{Name: "all", Usage: "start all containers that are not running (with --filter: those that match)"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "with --all: ps's filters (restart-policy=always at boot, …)"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.Bool("all") {
+				return startAll(c)
+			}
+			if c.IsSet("filter") {
+				return usagef("--filter needs --all")
+			}
 			if err := needArgs(c, 1, "[OPTIONS] CONTAINER [CONTAINER...]"); err != nil {
 				return err
 			}
@@ -62,7 +70,7 @@ func stopFlags() []cli.Flag {
 }
 
 func stopOptions(c *cli.Context) (engine.StopOptions, error) {
-	o := engine.StopOptions{Signal: c.String("signal")}
+	o := engine.StopOptions{Signal: c.String("signal"), Shutdown: c.Bool("shutdown")}
 	if c.IsSet("time") {
 		n, err := strconv.Atoi(c.String("time"))
 		if err != nil {
@@ -84,7 +92,7 @@ func stopCommand() *cli.Command {
 			return ignoreMissing(c, e.Stop(c.Context, ref, o))
 		})
 	cmd.Flags = append(cmd.Flags, ignoreFlag())
-	return cmd
+	return withStopAll(cmd) // --all, --filter, --shutdown: commands/restart.go
 }
 
 // ignoreFlag is podman's --ignore of stop and rm (used by systemd units:

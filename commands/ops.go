@@ -226,9 +226,10 @@ func updateCommand() *cli.Command {
 			}
 		}
 	}
+	flags = append(flags, &cli.StringFlag{Name: "restart", Usage: "restart policy: no, always, unless-stopped, on-failure[:max-retries]"})
 	return &cli.Command{
 		Name:      "update",
-		Usage:     "update the resource limits of one or more containers",
+		Usage:     "update the resource limits or the restart policy of one or more containers",
 		ArgsUsage: "CONTAINER [CONTAINER...]",
 		Flags:     flags,
 		Action: func(c *cli.Context) error {
@@ -244,7 +245,14 @@ func updateCommand() *cli.Command {
 					o.Set[n] = true
 				}
 			}
-			if len(o.Set) == 0 {
+			if c.IsSet("restart") {
+				p, err := engine.ParseRestartPolicy(c.String("restart"))
+				if err != nil {
+					return &UsageError{Err: err}
+				}
+				o.RestartPolicy = &p
+			}
+			if len(o.Set) == 0 && o.RestartPolicy == nil {
 				return usagef("you must provide one or more flags when using this command")
 			}
 			return withEngine(c, func(e *engine.Engine) error {

@@ -37,7 +37,7 @@ func psCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-trunc", Usage: "don't truncate output"},
 			&cli.BoolFlag{Name: "size", Aliases: []string{"s"}, Usage: "display total file sizes"},
 			&cli.StringFlag{Name: "format", Usage: "format output using a Go template"},
-			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited, volume, publish, expose, health)"},
+			&cli.StringSliceFlag{Name: "filter", Aliases: []string{"f"}, Usage: "filter output (status, name, id, label, ancestor, exited, volume, publish, expose, health, restart-policy)"},
 		},
 		Action: func(c *cli.Context) error {
 			filters, err := parsePsFilters(c.StringSlice("filter"))
@@ -191,7 +191,7 @@ func statusText(st *state.State) string {
 type psFilters map[string][]string
 
 var psFilterKeys = map[string]bool{"status": true, "name": true, "id": true, "label": true, "ancestor": true, "exited": true,
-	"volume": true, "publish": true, "expose": true, "health": true}
+	"volume": true, "publish": true, "expose": true, "health": true, "restart-policy": true}
 
 var validStatus = map[string]bool{"created": true, "restarting": true, "running": true, "removing": true, "paused": true, "exited": true, "dead": true}
 
@@ -200,7 +200,7 @@ func parsePsFilters(list []string) (psFilters, error) {
 	for _, item := range list {
 		k, v, ok := strings.Cut(item, "=")
 		if !ok || !psFilterKeys[k] {
-			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited, volume, publish, expose, health)", item)
+			return nil, usagef("invalid filter %q (supported: status, name, id, label, ancestor, exited, volume, publish, expose, health, restart-policy)", item)
 		}
 		switch k {
 		case "status":
@@ -218,6 +218,12 @@ func parsePsFilters(list []string) (psFilters, error) {
 		case "publish", "expose":
 			if _, err := parseExpose(v); err != nil {
 				return nil, usagef("invalid filter '%s=%s': %v", k, v, err)
+			}
+		case "restart-policy":
+			switch container.RestartPolicyMode(v) {
+			case container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped, container.RestartPolicyOnFailure:
+			default:
+				return nil, usagef("invalid filter 'restart-policy=%s' (want no, always, unless-stopped or on-failure)", v)
 			}
 		case "name":
 			if _, err := regexp.Compile(v); err != nil {
@@ -278,7 +284,8 @@ func (f psFilters) match(e *engine.Engine, c *engine.Container) (bool, error) {
 		}) &&
 		any("health", func(v string) bool { return healthStatus(c) == v }) &&
 		any("publish", func(v string) bool { return portFilterMatch(v, c, true) }) &&
-		any("expose", func(v string) bool { return portFilterMatch(v, c, false) })
+		any("expose", func(v string) bool { return portFilterMatch(v, c, false) }) &&
+		any("restart-policy", func(v string) bool { return restartPolicyName(rec) == v })
 	if !ok || len(f["ancestor"]) == 0 {
 		return ok, nil
 	}
@@ -310,4 +317,12 @@ func healthStatus(c *engine.Container) string {
 		return string(container.NoHealthcheck)
 	}
 	return string(c.State.Health.Status)
+}
+
+// restartPolicyName is a container's restart policy without its count.
+func restartPolicyName(rec *state.Record) string {
+	if rec.HostConfig == nil || rec.HostConfig.RestartPolicy.IsNone() {
+		return string(container.RestartPolicyDisabled)
+	}
+	return string(rec.HostConfig.RestartPolicy.Name)
 }

@@ -25,6 +25,7 @@ func createFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "interactive", Aliases: []string{"i"}, Usage: "keep STDIN open"},
 		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pseudo-TTY"},
 		&cli.BoolFlag{Name: "rm", Usage: "remove the container when it exits"},
+		&cli.StringFlag{Name: "restart", Usage: "restart policy when the container exits: no, always, unless-stopped, on-failure[:max-retries]"},
 		&cli.StringFlag{Name: "name", Usage: "assign a name to the container"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set environment variables (KEY=VALUE, or KEY to copy it)"},
 		&cli.StringSliceFlag{Name: "env-file", Usage: "read environment variables from a file"},
@@ -223,6 +224,9 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 	if c.IsSet("init") {
 		v := c.Bool("init")
 		hc.Init = &v
+	}
+	if err := restartFlag(c, hc); err != nil {
+		return nil, err
 	}
 	for _, h := range c.StringSlice("add-host") {
 		name, ip, ok := strings.Cut(h, ":")
@@ -442,4 +446,17 @@ func foregroundStreams(tty, stdin bool) (*engine.Streams, func(), error) {
 		}
 	}
 	return s, restore, nil
+}
+
+// restartFlag reads --restart (engine/restart.go has the rules).
+func restartFlag(c *cli.Context, hc *container.HostConfig) error {
+	p, err := engine.ParseRestartPolicy(c.String("restart"))
+	if err != nil {
+		return &UsageError{Err: err}
+	}
+	if hc.AutoRemove && !p.IsNone() {
+		return usagef("conflicting options: cannot specify both --restart and --rm")
+	}
+	hc.RestartPolicy = p
+	return nil
 }

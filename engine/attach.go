@@ -261,6 +261,9 @@ func (e *Engine) Attach(ctx context.Context, ref string, o AttachOptions) (int, 
 	if !st.Active() {
 		return 125, fmt.Errorf("you cannot attach to a stopped container, start it first")
 	}
+	if st.Status == "restarting" { // engine/restart.go
+		return 125, fmt.Errorf("you cannot attach to a restarting container, wait until it is running")
+	}
 	rec, err := e.containers.Record(id)
 	if err != nil {
 		return 125, err
@@ -283,6 +286,7 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 		return 125, fmt.Errorf("attaching to container %s: %w", id[:12], err)
 	}
 	defer conn.Close()
+	attachedTo, _ := e.containers.State(id) // the run attached to
 	req, _ := json.Marshal(attachRequest{Stdin: stdin && s.Stdin != nil})
 	if _, err := conn.Write(append(req, '\n')); err != nil {
 		return 125, err
@@ -356,6 +360,7 @@ func (e *Engine) attach(id string, tty, stdin bool, keys []byte, s *Streams) (in
 	}
 	if exitCode >= 0 {
 		// The monitor said how it ended (the container may be gone: --rm).
+		e.waitExitRecorded(id, attachedTo) // engine/restart.go
 		return exitCode, nil
 	}
 	e.waitStopped(id, -1, 255)

@@ -52,6 +52,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateHostConfig(o.HostConfig); err != nil {
 		return nil, err
 	}
+	if err := validateRestartPolicy(o.HostConfig.RestartPolicy, o.HostConfig.AutoRemove); err != nil { // engine/restart.go
+		return nil, err
+	}
 	if err := validatePorts(o.Config, o.HostConfig); err != nil { // engine/ports.go
 		return nil, err
 	}

@@ -46,6 +46,10 @@ type Engine struct {
 	imagesOnce sync.Once
 	images     *storage.Store
 	imagesErr  error
+
+	// supervising is set in a detached monitor, the only process that
+	// restarts a container (restart policies: engine/restart.go).
+	supervising bool
 }
 
 // New opens berth's store at the configured paths.

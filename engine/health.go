@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -437,7 +438,13 @@ func (e *Engine) restartUnhealthy(rec *state.Record, pid, exitCode int, hub *att
 	hc.AutoRemove = false // an --rm container is not removed between its runs
 	keep.HostConfig = &hc
 	e.finishContainer(&keep, pid, exitCode)
-	if err := e.updateState(rec.ID, func(st *state.State) { st.RestartCount++ }); err != nil {
+	// Recorded as restarting, so that the next start keeps the count
+	// (startContainer resets it for a start from "exited").
+	if err := e.updateState(rec.ID, func(st *state.State) {
+		st.RestartCount++
+		st.Status = state.StatusRestarting
+		st.MonitorPid = os.Getpid()
+	}); err != nil {
 		return nil, err
 	}
 	if hub == nil {

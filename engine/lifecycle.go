@@ -38,7 +38,7 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	// In the foreground the init child is forked first: it starts up and
 	// joins its cgroup while the container is being created.
 	var l *launch
-	if c := o.Create; c.Config != nil && c.HostConfig != nil && isForeground(o.Detach, c.Config, o.Streams) && !withInit(c.HostConfig) {
+	if c := o.Create; c.Config != nil && c.HostConfig != nil && isForeground(o.Detach, c.Config, o.Streams) && !withInit(c.HostConfig) && !restartsItself(c.HostConfig) {
 		id, err := newID()
 		if err != nil {
 			return nil, err
@@ -95,7 +95,11 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachK
 	// ctrl-q), so it gets a monitor of its own and attaches to it. Other
 	// foreground runs are monitored by the caller's process, which may
 	// have forked the init child already (l).
-	interactive := !detach && !isForeground(detach, rec.Config, streams)
+	// A container with a restart policy is always kept by a detached
+	// monitor (engine/restart.go); in the foreground the caller attaches
+	// to its first run.
+	restarts := restartsItself(rec.HostConfig)
+	interactive := !detach && (!isForeground(detach, rec.Config, streams) || restarts)
 	if detach || interactive {
 		var keys []byte
 		if interactive {
@@ -114,6 +118,9 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachK
 			}
 			return 125, err
 		}
+		if interactive && restarts {
+			return e.attach(rec.ID, rec.Config.Tty, rec.Config.OpenStdin && streams != nil && streams.Stdin != nil, keys, streams)
+		}
 		if interactive {
 			return e.attach(rec.ID, true, true, keys, streams)
 		}
@@ -124,7 +131,7 @@ func (e *Engine) start(rec *state.Record, detach bool, streams *Streams, detachK
 		return 125, err
 	}
 	defer lock.Unlock()
-	code, err := e.monitorContainer(rec, streams, nil, l, func(err error) {
+	code, _, err := e.monitorContainer(rec, streams, nil, l, func(err error) {
 		if err != nil && rec.HostConfig.AutoRemove {
 			e.removeContainer(rec.ID)
 		}
@@ -231,6 +238,10 @@ func (e *Engine) waitStopped(id string, timeout time.Duration, lostCode int) boo
 type StopOptions struct {
 	Timeout *int // seconds; nil: the container's --stop-timeout, else 10
 	Signal  string
+	// Shutdown: the system is going down, the user did not stop the
+	// container; restart-policy=unless-stopped starts it again at boot
+	// (its monitor still does not restart it now).
+	Shutdown bool
 }
 
 // Stop sends the stop signal, waits, then kills.
@@ -266,8 +277,8 @@ func (e *Engine) Stop(ctx context.Context, ref string, o StopOptions) error {
 	if o.Timeout != nil {
 		timeout = *o.Timeout
 	}
-	e.updateState(id, func(st *state.State) { st.StoppedByUser = true })
-	if err := unix.Kill(st.Pid, sig); err != nil && err != unix.ESRCH {
+	st = e.markStoppedByUser(id, st)
+	if err := signalPid(st.Pid, sig); err != nil {
 		return fmt.Errorf("sending %v to container %s: %w", sig, id[:12], err)
 	}
 	e.thawIfPaused(id, st)
@@ -275,11 +286,43 @@ func (e *Engine) Stop(ctx context.Context, ref string, o StopOptions) error {
 	if timeout < 0 {
 		wait = -1
 	}
-	if e.waitStopped(id, wait, 128+int(sig)) {
+	if !e.waitStopped(id, wait, 128+int(sig)) {
+		signalPid(st.Pid, unix.SIGKILL)
+		e.waitStopped(id, -1, 137)
+	}
+	if o.Shutdown { // the monitor is gone: nothing restarts it now
+		e.updateState(id, func(st *state.State) {
+			if !st.Active() {
+				st.StoppedByUser = false
+			}
+		})
+	}
+	return nil
+}
+
+// markStoppedByUser records, before any signal is sent, that the user
+// stops the container, so that its restart policy does not start it again
+// (engine/restart.go). It returns the state as it is then: the pid to
+// signal is that of the current run (0 while restarting).
+func (e *Engine) markStoppedByUser(id string, st *state.State) *state.State {
+	cur := *st
+	e.updateState(id, func(s *state.State) {
+		s.StoppedByUser = true
+		cur = *s
+	})
+	return &cur
+}
+
+// signalPid signals a container's process; pid 0 (a container waiting to
+// restart) has none, and must never reach kill(2), which would signal our
+// own process group.
+func signalPid(pid int, sig unix.Signal) error {
+	if pid <= 0 {
 		return nil
 	}
-	unix.Kill(st.Pid, unix.SIGKILL)
-	e.waitStopped(id, -1, 137)
+	if err := unix.Kill(pid, sig); err != nil && err != unix.ESRCH {
+		return err
+	}
 	return nil
 }
 
@@ -304,8 +347,18 @@ func (e *Engine) Kill(ctx context.Context, ref, sigName string) error {
 	if !st.Active() {
 		return fmt.Errorf("cannot kill container %s: %w", ref, ErrNotRunning)
 	}
-	e.updateState(id, func(st *state.State) { st.StoppedByUser = true })
-	if err := unix.Kill(st.Pid, sig); err != nil && err != unix.ESRCH {
+	// As docker: SIGKILL or the container's stop signal is a stop by the
+	// user (no restart); another signal (SIGHUP to reload, …) is not.
+	stopSig := unix.SIGTERM
+	if rec, err := e.containers.Record(id); err == nil && rec.Config.StopSignal != "" {
+		if s, err := signal.ParseSignal(rec.Config.StopSignal); err == nil {
+			stopSig = s
+		}
+	}
+	if sig == unix.SIGKILL || sig == stopSig {
+		st = e.markStoppedByUser(id, st)
+	}
+	if err := signalPid(st.Pid, sig); err != nil {
 		return fmt.Errorf("sending %v to container %s: %w", sig, id[:12], err)
 	}
 	if sig == unix.SIGKILL {
@@ -459,7 +512,8 @@ func (e *Engine) Remove(ctx context.Context, ref string, o RemoveOptions) error 
 		if !o.Force {
 			return fmt.Errorf("cannot remove container %q: %w: stop the container before removing or force remove", ref, ErrRunning)
 		}
-		unix.Kill(st.Pid, unix.SIGKILL)
+		st = e.markStoppedByUser(id, st)
+		signalPid(st.Pid, unix.SIGKILL)
 		e.thawIfPaused(id, st)
 		e.waitStopped(id, 30*time.Second, 137)
 	}

@@ -42,32 +42,29 @@ type Streams struct {
 // the per-container monitor, whether that is a re-exec'd `berth` process
 // (detached) or the CLI itself (foreground). started is called once the
 // command runs, or with the reason it could not start. The caller holds
-// the container's monitor lock.
+// the container's monitor lock. restart: its restart policy runs it again
+// (engine/restart.go), it is "restarting".
 //
-// The loop starts the container again only for --health-on-failure=restart
-// (a minimal restart of its own, engine/health.go: restartUnhealthy); a
-// restart-policy loop can take that case over: health.stop reports it.
-func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, error) {
-	// The monitor's pid, for a systemd unit's PIDFile= (engine/systemd.go):
-	// written before the start is reported.
-	e.writeMonitorPid(rec.ID)
-	defer e.removeMonitorPid(rec.ID)
+// The loop here starts the container again only for
+// --health-on-failure=restart (engine/health.go: restartUnhealthy), which
+// cannot be combined with a restart policy.
+func (e *Engine) monitorContainer(rec *state.Record, streams *Streams, hub *attachHub, l *launch, started func(error)) (int, bool, error) {
 	for {
 		code, proc, wait, err := e.startContainer(rec, streams, hub, l)
 		started(err) // MonitorMain reports once; start's callback only cleans up a failed --rm
 		if err != nil {
-			return code, err
+			return code, false, err
 		}
 		health := e.startHealthcheck(rec, proc.Pid) // engine/health.go; nil without a healthcheck
 		exitCode := wait()
 		if !health.stop(e, rec.ID) {
-			e.finishContainer(rec, proc.Pid, exitCode)
-			return exitCode, nil
+			restart := e.finishContainer(rec, proc.Pid, exitCode)
+			return exitCode, restart, nil
 		}
 		// --health-on-failure=restart stopped the container: record the
 		// exit and start it again in this monitor (engine/health.go).
 		if hub, err = e.restartUnhealthy(rec, proc.Pid, exitCode, hub); err != nil {
-			return exitCode, nil
+			return exitCode, false, nil
 		}
 		l = nil
 	}
@@ -205,11 +202,19 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	}
 	io.closeChildSide()
 	startTime, _ := pidStartTime(proc.Pid)
+	stoppedMeanwhile := false
 	if err := e.updateState(rec.ID, func(st *state.State) {
+		// Restart policies (engine/restart.go): a restart by the monitor
+		// keeps the count and a stop that came during the start; a
+		// start by the user begins anew, as docker's does.
+		restartCount := 0
+		if st.Status == state.StatusRestarting {
+			restartCount, stoppedMeanwhile = st.RestartCount, st.StoppedByUser
+		}
 		*st = state.State{
 			Status: state.StatusRunning, Pid: proc.Pid, PidStart: startTime,
-			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: st.RestartCount,
-			Networks: st.Networks, Ports: st.Ports,
+			MonitorPid: os.Getpid(), StartedAt: time.Now().UTC(), RestartCount: restartCount,
+			StoppedByUser: stoppedMeanwhile, Networks: st.Networks, Ports: st.Ports,
 			Health: healthAtStart(rec, st.Health), // engine/health.go
 		}
 	}); err != nil {
@@ -218,6 +223,9 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		return 125, nil, nil, err
 	}
 	notifier.started(proc.Pid)
+	if stoppedMeanwhile {
+		proc.Signal(unix.SIGKILL) // stopped by the user while restarting
+	}
 	stopForwarding := forwardSignals(proc.Signal, io.pty, streams)
 	wait = func() int {
 		code, _ := proc.Wait()
@@ -235,8 +243,10 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 }
 
 // finishContainer records the exit and releases what the running
-// container held; with --rm it removes the container.
-func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
+// container held; with --rm it removes the container. It returns true
+// when the restart policy runs the container again (the state is then
+// "restarting" and the monitor stays).
+func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) (restart bool) {
 	oomKilled := oci.OpenCgroup(cgroupName(rec.ID)).OOMKilled()
 	e.updateState(rec.ID, func(st *state.State) {
 		st.OOMKilled = oomKilled
@@ -246,8 +256,12 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) {
 		st.Pid = 0
 		st.MonitorPid = 0
 		st.FinishedAt = time.Now().UTC()
+		if restart = e.restartAfterExit(rec.ID, st); restart { // engine/restart.go
+			st.MonitorPid = os.Getpid()
+		}
 	})
 	e.releaseResources(rec)
+	return restart
 }
 
 // releaseResources unmounts the rootfs and removes the cgroup of a
@@ -365,8 +379,7 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	defer e.Close()
-	rec, err := e.containers.Record(id)
-	if err != nil {
+	if _, err := e.containers.Record(id); err != nil {
 		send(err)
 		return 125
 	}
@@ -376,17 +389,20 @@ func MonitorMain(cfg Config, id string) int {
 		return 125
 	}
 	defer lock.Unlock()
-	hub, err := listenAttach(e.containers.RunDir(id), os.Getenv(attachPendingEnv) == "1")
-	if err != nil {
-		send(err)
-		return 125
+	// The loop of restart policies is engine/restart.go; each run has its
+	// own attach socket.
+	e.supervising = true
+	newHub := func(first bool) (*attachHub, error) {
+		return listenAttach(e.containers.RunDir(id), first && os.Getenv(attachPendingEnv) == "1")
 	}
-	go hub.serve()
 	// Run from a systemd unit, the monitor is in the unit's cgroup and
 	// gets its stop signal: it is passed on to the container, and the
-	// monitor lives on to record the exit (engine/systemd.go).
+	// monitor lives on to record the exit (engine/systemd.go). Its pid
+	// file (PIDFile=) lasts across restarts.
 	defer e.relaySignals(id)()
-	code, err := e.monitorContainer(rec, nil, hub, nil, send)
+	e.writeMonitorPid(id)
+	defer e.removeMonitorPid(id)
+	code, err := e.superviseContainer(id, newHub, send)
 	if err != nil {
 		send(err)
 	}

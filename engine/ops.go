@@ -35,9 +35,19 @@ func (e *Engine) running(ref string) (*state.Record, *state.State, error) {
 	return rec, st, err
 }
 
+// runningProcess is running, and refuses a container that waits to
+// restart: it has no process now (engine/restart.go).
+func (e *Engine) runningProcess(ref string) (*state.Record, *state.State, error) {
+	rec, st, err := e.running(ref)
+	if err == nil && st.Status == state.StatusRestarting {
+		return nil, nil, fmt.Errorf("container %s is restarting, wait until the container is running: %w", ref, ErrNotRunning)
+	}
+	return rec, st, err
+}
+
 // Pause freezes every process of a running container.
 func (e *Engine) Pause(ctx context.Context, ref string) error {
-	rec, st, err := e.running(ref)
+	rec, st, err := e.runningProcess(ref)
 	if err != nil {
 		return err
 	}
@@ -56,7 +66,7 @@ func (e *Engine) Pause(ctx context.Context, ref string) error {
 
 // Unpause lets a paused container run again.
 func (e *Engine) Unpause(ctx context.Context, ref string) error {
-	rec, st, err := e.running(ref)
+	rec, st, err := e.runningProcess(ref)
 	if err != nil {
 		return err
 	}
@@ -97,7 +107,7 @@ type TopResult struct {
 // Top runs the host's ps with psArgs (default -ef) and keeps the rows of
 // the container's processes, as docker does.
 func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) (*TopResult, error) {
-	rec, _, err := e.running(ref)
+	rec, _, err := e.runningProcess(ref)
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +296,9 @@ type UpdateOptions struct {
 	Resources container.Resources
 	// Set says which of Resources' fields were given.
 	Set map[string]bool
+	// RestartPolicy, if not nil, replaces the container's. A running
+	// monitor reads it at the next exit (engine/restart.go).
+	RestartPolicy *container.RestartPolicy
 }
 
 // Update changes a container's limits, in its record and, if it runs, in
@@ -293,6 +306,11 @@ type UpdateOptions struct {
 func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error {
 	id, err := e.containers.Resolve(ref)
 	if err != nil {
+		return err
+	}
+	// The truth first (a monitor that died is recorded now, which takes
+	// the lock taken below: a second flock of it here would wait forever).
+	if _, err := e.State(id); err != nil {
 		return err
 	}
 	lock, err := e.containers.LockContainer(id)
@@ -346,11 +364,22 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 	if err := validateResources(&hc); err != nil {
 		return err
 	}
-	st, err := e.State(id)
+	if p := o.RestartPolicy; p != nil {
+		if hc.AutoRemove && !p.IsNone() {
+			return invalidf("restart policy cannot be updated because AutoRemove is enabled for the container")
+		}
+		if err := validateRestartPolicy(*p, false); err != nil {
+			return err
+		}
+		hc.RestartPolicy = *p
+	}
+	st, err := e.containers.State(id) // under the lock: no fix-up here
 	if err != nil {
 		return err
 	}
-	if st.Active() {
+	// A restarting container has no cgroup now: its next run reads the
+	// record.
+	if st.Active() && st.Status != state.StatusRestarting && len(set) > 0 {
 		res, err := resourcesFor(&hc)
 		if err != nil {
 			return err

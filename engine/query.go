@@ -109,7 +109,7 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 		Args:    nonNil(rec.Args),
 		State: &container.State{
 			Status:     container.ContainerState(st.Status),
-			Running:    st.Status == state.StatusRunning || st.Status == state.StatusPaused,
+			Running:    st.Active(), // docker: true while restarting too
 			Paused:     st.Status == state.StatusPaused,
 			Restarting: st.Status == state.StatusRestarting,
 			OOMKilled:  st.OOMKilled,

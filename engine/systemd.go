@@ -278,8 +278,17 @@ func (e *Engine) relaySignals(id string) (stop func()) {
 			case <-done:
 				return
 			case sig := <-sigs:
-				if st, err := e.containers.State(id); err == nil && st.Active() && pidAlive(st.Pid, st.PidStart) {
-					unix.Kill(st.Pid, sig.(unix.Signal))
+				st, err := e.containers.State(id)
+				if err != nil {
+					continue
+				}
+				if sig != unix.SIGHUP {
+					// A stop from the unit: no restart policy undoes it,
+					// also while the monitor waits to restart (pid 0).
+					st = e.markStoppedByUser(id, st)
+				}
+				if st.Active() && pidAlive(st.Pid, st.PidStart) {
+					signalPid(st.Pid, sig.(unix.Signal))
 				}
 			}
 		}
