@@ -146,6 +146,13 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 
+	// Rootless scenarios: two ordinary users, and everything under tmp
+	// readable by them (rootless_e2e_test.go).
+	if err := setupTestUsers(tmp); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: rootless test users: %v\n", err)
+		return 1
+	}
+
 	// A static UDP echo helper for containers ($UDPECHO): busybox-static's
 	// nc has no UDP.
 	udpechoBin = filepath.Join(tmp, "bin", "udpecho")
@@ -292,6 +299,7 @@ func TestScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep := os.Getenv("BERTH_E2E_KEEP") != ""
+	os.Chmod(root, 0o755) // rootless scenarios' users work below
 	t.Cleanup(func() {
 		if keep {
 			t.Logf("work directories kept under %s", root)
@@ -320,7 +328,13 @@ func TestScripts(t *testing.T) {
 			"netleaks":     cmdNetleaks,
 			"kill-monitor": cmdKillMonitor,
 			"exe-readonly": cmdExeReadonly,
+			// rootless_e2e_test.go
+			"berth-user":    cmdAsUser("berth-user"),
+			"berth-nosub":   cmdAsUser("berth-nosub"),
+			"as-user":       cmdAsUser("as-user"),
+			"pause-process": cmdPauseProcess,
 		},
+		Condition: usernsCondition,
 	}
 	if d, ok := t.Deadline(); ok {
 		p.Deadline = d
@@ -366,6 +380,9 @@ func setupScenario(env *testscript.Env) error {
 	env.Setenv("AUTH_REGISTRY", authRegistryAddr)
 	env.Setenv("REGISTRY_AUTH_FILE", filepath.Join(work, "auth.json"))
 	env.Setenv("BERTH_REGISTRY_LOOPBACK_ONLY", "1") // nothing may reach docker.io
+	env.Setenv("USERHOME", filepath.Join(userDir(work, userWithRanges), "home"))
+	env.Setenv("NOSUBHOME", filepath.Join(userDir(work, userNoRanges), "home"))
+	os.Chmod(work, 0o755)
 
 	// Registered before the import so it runs even if the import fails.
 	env.Defer(func() { teardown(env, s) })
@@ -386,6 +403,9 @@ func teardown(env *testscript.Env, s *scenario) {
 	logf := func(format string, args ...any) { t.Log(fmt.Sprintf(format, args...)) }
 	envv := envList(env.Getenv, "")
 	ctx := context.Background()
+
+	// Rootless users first: their pause processes are the scenario's too.
+	problems = append(problems, teardownUsers(s)...)
 
 	res := runProg(ctx, envv, s.work, 30*time.Second, berthBin, "ps", "-a", "-q", "--no-trunc")
 	if res.err != nil || res.code != 0 {
@@ -509,9 +529,15 @@ func tsEnv(ts *testscript.TestScript) []string {
 // descendants (a detached monitor that kept stdout) do not block for more
 // than a few seconds; that case is reported as an error.
 func runProg(ctx context.Context, env []string, dir string, timeout time.Duration, prog string, args ...string) result {
+	return runProgAs(ctx, env, dir, timeout, nil, prog, args...)
+}
+
+// runProgAs is runProg with process attributes (another user's identity).
+func runProgAs(ctx context.Context, env []string, dir string, timeout time.Duration, attr *syscall.SysProcAttr, prog string, args ...string) result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.SysProcAttr = attr
 	cmd.Env = env
 	cmd.Dir = dir
 	cmd.Stdin = nil // /dev/null
@@ -550,15 +576,18 @@ func tsRun(ts *testscript.TestScript, timeout time.Duration, args []string) resu
 	if len(args) == 0 {
 		ts.Fatalf("missing program")
 	}
-	prog := args[0]
-	if prog == "berth" {
-		prog = berthBin
-	} else if !strings.Contains(prog, "/") {
-		if p, err := lookPathIn(prog, ts.Getenv("PATH")); err == nil {
-			prog = p
+	prog, rest, env, attr, ok := resolveUserProg(ts, args)
+	if !ok {
+		prog, rest, env = args[0], args[1:], tsEnv(ts)
+		if prog == "berth" {
+			prog = berthBin
+		} else if !strings.Contains(prog, "/") {
+			if p, err := lookPathIn(prog, ts.Getenv("PATH")); err == nil {
+				prog = p
+			}
 		}
 	}
-	r := runProg(context.Background(), tsEnv(ts), ts.MkAbs("."), timeout, prog, args[1:]...)
+	r := runProgAs(context.Background(), env, ts.MkAbs("."), timeout, attr, prog, rest...)
 	fmt.Fprint(ts.Stdout(), r.stdout)
 	fmt.Fprint(ts.Stderr(), r.stderr)
 	scen(ts).tracker.noteOutput(r.stdout)
@@ -645,7 +674,11 @@ func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("waitfor: %v", err)
 	}
 	prog := append([]string{}, args[1:]...)
-	if prog[0] == "berth" {
+	env := tsEnv(ts)
+	var attr *syscall.SysProcAttr
+	if p, rest, uenv, uattr, ok := resolveUserProg(ts, prog); ok {
+		prog, env, attr = append([]string{p}, rest...), uenv, uattr
+	} else if prog[0] == "berth" {
 		prog = append([]string{berthBin}, prog[1:]...)
 	} else if !strings.Contains(prog[0], "/") {
 		if p, err := lookPathIn(prog[0], ts.Getenv("PATH")); err == nil {
@@ -655,7 +688,7 @@ func cmdWaitfor(ts *testscript.TestScript, neg bool, args []string) {
 	deadline := time.Now().Add(bound)
 	var last result
 	for {
-		last = runProg(context.Background(), tsEnv(ts), ts.MkAbs("."), cmdTimeout, prog[0], prog[1:]...)
+		last = runProgAs(context.Background(), env, ts.MkAbs("."), cmdTimeout, attr, prog[0], prog[1:]...)
 		scen(ts).tracker.noteOutput(last.stdout)
 		if last.err == nil && re.MatchString(last.stdout) != neg {
 			fmt.Fprint(ts.Stdout(), last.stdout)
@@ -714,7 +747,7 @@ func cmdMountleaks(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 0 {
 		ts.Fatalf("usage: mountleaks")
 	}
-	if m := mountLeaks(scen(ts)); len(m) > 0 {
+	if m := append(mountLeaks(scen(ts)), userMountLeaks(scen(ts).work)...); len(m) > 0 {
 		ts.Fatalf("leaked mounts:\n\t%s", strings.Join(m, "\n\t"))
 	}
 }

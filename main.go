@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/commands"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/rootless"
 	"github.com/berth-dev/berth/storage"
 )
 
@@ -28,6 +29,16 @@ func main() {
 	// Descriptors inherited without close-on-exec (a shell's, a CI
 	// runner's) must not travel on into monitors and containers.
 	oci.CloseOnExecAll()
+	if len(os.Args) > 1 && os.Args[1] == rootless.PauseArg {
+		rootless.PauseMain()
+	}
+	if os.Geteuid() != 0 {
+		// An ordinary user: run as root in the user's namespace (made on
+		// first use). Join returns only on error.
+		err := rootless.Join(engine.DefaultConfig().RunRoot)
+		fmt.Fprintf(os.Stderr, "Error: rootless: %s\n", oneLine(err.Error()))
+		os.Exit(125)
+	}
 	if len(os.Args) > 1 && os.Args[1] == oci.InitArg {
 		oci.InitMain()
 	}

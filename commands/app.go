@@ -64,6 +64,7 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 			tagCommand(), rmiCommand(), saveCommand(), exportCommand(), imageCommand(),
 			commitCommand(), diffCommand(), historyCommand(),
 			buildCommand(), volumeCommand(), networkCommand(), healthcheckCommand(), generateCommand(),
+			unshareCommand(),
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
 			fmt.Fprintf(stderr, "Error: unknown command %q for \"berth\"\n", name)
@@ -130,7 +131,7 @@ func Run(ctx context.Context, app *cli.App, args []string) error {
 }
 
 // interspersed lists the commands whose arguments end flag parsing.
-var notInterspersed = map[string]bool{"run": true, "create": true, "exec": true, "top": true}
+var notInterspersed = map[string]bool{"run": true, "create": true, "exec": true, "top": true, "unshare": true}
 
 func reorderArgs(app *cli.App, args []string) []string {
 	// Skip global flags to find the command.

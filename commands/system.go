@@ -77,7 +77,10 @@ func infoCommand() *cli.Command {
 				fmt.Fprintf(w, "Kernel Version: %s\nOperating System: %s\nOSType: linux\nArchitecture: %s\nCPUs: %d\nTotal Memory: %s\n",
 					info.KernelVersion, info.OperatingSystem, runtime.GOARCH, runtime.NumCPU(), humanSize(info.MemTotal))
 				host, _ := os.Hostname()
-				fmt.Fprintf(w, "Name: %s\nBerth Root Dir: %s\nBerth Run Dir: %s\nRootless: %v\n", host, info.Root, info.RunRoot, os.Geteuid() != 0)
+				fmt.Fprintf(w, "Name: %s\nBerth Root Dir: %s\nBerth Run Dir: %s\nRootless: %v\n", host, info.Root, info.RunRoot, info.Rootless)
+				for _, n := range info.RootlessNotes {
+					fmt.Fprintf(w, " Not available: %s\n", n)
+				}
 				_ = oci.IsCgroup2
 				return nil
 			})

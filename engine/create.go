@@ -52,6 +52,13 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateHostConfig(o.HostConfig); err != nil {
 		return nil, err
 	}
+	if e.cfg.Rootless {
+		hc, err := rootlessHostConfig(o.HostConfig)
+		if err != nil {
+			return nil, err
+		}
+		o.HostConfig = hc
+	}
 	if err := validateRestartPolicy(o.HostConfig.RestartPolicy, o.HostConfig.AutoRemove); err != nil { // engine/restart.go
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/rootless"
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/storage"
 )
@@ -20,12 +22,20 @@ type Config struct {
 	// StorageDriver forces a storage driver ("overlay", "vfs"); empty
 	// picks overlay and falls back to vfs.
 	StorageDriver string
+	// Rootless: an ordinary user's berth, inside the user's namespace:
+	// no cgroups, no bridge networks (docs/compat.md, Rootless).
+	Rootless bool
 }
 
 // DefaultConfig is the one place where berth's paths are chosen: flags and
-// BERTH_ROOT / BERTH_RUNROOT override it. Rootless paths slot in here.
+// BERTH_ROOT / BERTH_RUNROOT override it. A rootless berth (package
+// rootless) uses the user's ${XDG_DATA_HOME:-~/.local/share}/berth and
+// ${XDG_RUNTIME_DIR}/berth (or /tmp/berth-run-UID).
 func DefaultConfig() Config {
 	c := Config{Root: "/var/lib/berth", RunRoot: "/run/berth"}
+	if rootless.Enabled() {
+		c = Config{Root: rootless.DataDir(), RunRoot: rootless.RunDir(), Rootless: true}
+	}
 	if v := os.Getenv("BERTH_ROOT"); v != "" {
 		c.Root = v
 	}
@@ -61,6 +71,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.RunRoot, err = filepath.Abs(cfg.RunRoot); err != nil {
 		return nil, err
 	}
+	if cfg.Rootless {
+		// Nothing of the host's cgroup tree is delegated to the user.
+		oci.DisableCgroups()
+	}
 	cs, err := state.Open(cfg.Root, cfg.RunRoot)
 	if err != nil {
 		return nil, err
@@ -78,7 +92,8 @@ func (e *Engine) Config() Config { return e.cfg }
 // Images opens the image store on first use.
 func (e *Engine) Images() (*storage.Store, error) {
 	e.imagesOnce.Do(func() {
-		e.images, e.imagesErr = storage.Open(storage.Options{Root: e.cfg.Root, RunRoot: e.cfg.RunRoot, Driver: e.cfg.StorageDriver})
+		e.images, e.imagesErr = storage.Open(storage.Options{Root: e.cfg.Root, RunRoot: e.cfg.RunRoot, Driver: e.cfg.StorageDriver,
+			IgnoreChownErrors: e.cfg.Rootless && rootless.SingleMapping()})
 		if e.imagesErr != nil {
 			e.imagesErr = fmt.Errorf("opening image store: %w", e.imagesErr)
 		}

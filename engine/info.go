@@ -24,11 +24,13 @@ type Info struct {
 	OperatingSystem                                                    string
 	MemTotal                                                           int64
 	Root, RunRoot                                                      string
+	Rootless                                                           bool
+	RootlessNotes                                                      []string // what cannot work rootless here
 }
 
 // Info gathers system-wide information.
 func (e *Engine) Info(ctx context.Context) (*Info, error) {
-	info := &Info{Root: e.cfg.Root, RunRoot: e.cfg.RunRoot, CgroupVersion: "1"}
+	info := &Info{Root: e.cfg.Root, RunRoot: e.cfg.RunRoot, CgroupVersion: "1", Rootless: e.cfg.Rootless, RootlessNotes: e.RootlessNotes()}
 	if oci.IsCgroup2() {
 		info.CgroupVersion = "2"
 	}

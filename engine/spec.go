@@ -340,6 +340,11 @@ func hostDevice(d container.DeviceMapping) (specs.LinuxDevice, error) {
 // validateResources applies docker's limits on limits.
 func validateResources(hc *container.HostConfig) error {
 	r := hc.Resources
+	if oci.CgroupsDisabled() {
+		if flags := limitFlags(r); len(flags) > 0 {
+			return invalidf("rootless: %s cannot be applied: this user has no cgroup of its own (cgroup v1 delegates nothing to users; berth does not use cgroup v2 delegation yet): run as root for limits", strings.Join(flags, ", "))
+		}
+	}
 	if r.Memory > 0 && r.Memory < 6<<20 {
 		return invalidf("minimum memory limit allowed is 6MB")
 	}

@@ -29,9 +29,22 @@ func IsCgroup2() bool {
 	return unix.Statfs(cgroupRoot, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
+var cgroupsDisabled bool
+
+// DisableCgroups makes this process run containers without cgroups: a
+// rootless berth, to which the host delegates none. CgroupPaths then
+// lists nothing, and CgroupsDisabled tells why limits cannot be applied.
+func DisableCgroups() { cgroupsDisabled = true }
+
+// CgroupsDisabled tells whether DisableCgroups was called.
+func CgroupsDisabled() bool { return cgroupsDisabled }
+
 // CgroupPaths lists the directories a cgroup of this name has (or would
 // have) on this host.
 func CgroupPaths(name string) (dirs []string, v2 bool) {
+	if cgroupsDisabled {
+		return nil, false
+	}
 	if IsCgroup2() {
 		return []string{filepath.Join(cgroupRoot, name)}, true
 	}

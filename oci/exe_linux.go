@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,7 +45,16 @@ func SealedExe(runroot string) (string, error) {
 	}
 	f.Close()
 	if err := unix.Mount("/proc/self/exe", target, "", unix.MS_BIND, ""); err != nil {
-		return "", fmt.Errorf("bind-mounting berth binary: %w", err)
+		// A rootless berth was exec'd before it joined its user's mount
+		// namespace: its /proc/self/exe is in the host's, which cannot be
+		// bound here. The same binary by its path can.
+		path, lerr := os.Readlink("/proc/self/exe")
+		if !errors.Is(err, unix.EINVAL) || lerr != nil {
+			return "", fmt.Errorf("bind-mounting berth binary: %w", err)
+		}
+		if err := unix.Mount(path, target, "", unix.MS_BIND, ""); err != nil {
+			return "", fmt.Errorf("bind-mounting berth binary %s: %w", path, err)
+		}
 	}
 	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
 		unix.Unmount(target, unix.MNT_DETACH)

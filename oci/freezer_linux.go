@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,6 +18,9 @@ func (c *Cgroup) Freeze() error { return c.setFrozen(true) }
 func (c *Cgroup) Thaw() error { return c.setFrozen(false) }
 
 func (c *Cgroup) setFrozen(frozen bool) error {
+	if cgroupsDisabled {
+		return errors.New("rootless: pause and unpause need the cgroup freezer, and this user has no cgroup of its own")
+	}
 	if c.V2 {
 		val := "0"
 		if frozen {

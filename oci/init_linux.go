@@ -311,7 +311,9 @@ func mountInto(rootfs string, m specs.Mount) error {
 			}
 		}
 	} else if err := unix.Mount(m.Source, dest, m.Type, flags, data); err != nil {
-		return fmt.Errorf("mounting %s on %s: %w", m.Type, m.Destination, err)
+		if err := mountInUserns(m, dest, flags, data, err); err != nil {
+			return err
+		}
 	}
 	if propagation != 0 {
 		if err := unix.Mount("", dest, "", propagation, ""); err != nil {
@@ -319,6 +321,44 @@ func mountInto(rootfs string, m specs.Mount) error {
 		}
 	}
 	return nil
+}
+
+// mountInUserns retries, the way a user namespace allows, a mount that
+// failed with err (a rootless berth: package rootless).
+func mountInUserns(m specs.Mount, dest string, flags uintptr, data string, err error) error {
+	switch {
+	case m.Type == "devpts" && errors.Is(err, unix.EINVAL) && strings.Contains(data, "gid="):
+		// A user namespace with one gid has no tty group (gid 5).
+		if err := unix.Mount(m.Source, dest, m.Type, flags, withoutOption(data, "gid=")); err != nil {
+			return fmt.Errorf("mounting %s on %s: %w", m.Type, m.Destination, err)
+		}
+		return nil
+	case m.Type == "sysfs" && errors.Is(err, unix.EPERM):
+		// sysfs can be mounted only with a network namespace of the user
+		// namespace's own (not --network host): the host's /sys then,
+		// bound read-only.
+		if err := unix.Mount("/sys", dest, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("binding /sys on %s: %w", m.Destination, err)
+		}
+		ro := unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | flags&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		if err := unix.Mount("", dest, "", ro, ""); err != nil {
+			return fmt.Errorf("remounting %s read-only: %w", m.Destination, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("mounting %s on %s: %w", m.Type, m.Destination, err)
+}
+
+// withoutOption drops the options starting with prefix from a mount's
+// comma-separated data.
+func withoutOption(data, prefix string) string {
+	var keep []string
+	for _, o := range strings.Split(data, ",") {
+		if !strings.HasPrefix(o, prefix) {
+			keep = append(keep, o)
+		}
+	}
+	return strings.Join(keep, ",")
 }
 
 func makeMountPoint(dest string, dir bool) error {
@@ -439,12 +479,20 @@ func limitToUser(spec *specs.Spec, c *credential) {
 	}
 }
 
+// setgroupsDenied tells whether this user namespace forbids setgroups (a
+// rootless user's namespace with a single gid): the process keeps the
+// groups it has, which map to no group in there.
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
+}
+
 func setCredentials(c *credential) error {
 	groups := c.groups
 	if groups == nil {
 		groups = []int{}
 	}
-	if err := unix.Setgroups(groups); err != nil {
+	if err := unix.Setgroups(groups); err != nil && !(errors.Is(err, unix.EPERM) && setgroupsDenied()) {
 		return fmt.Errorf("setting groups: %w", err)
 	}
 	if err := unix.Setgid(c.gid); err != nil {

@@ -45,6 +45,9 @@ type Options struct {
 	// Driver is the graph driver: "overlay", "vfs", or "" for overlay
 	// falling back to vfs when the kernel cannot do overlay.
 	Driver string
+	// IgnoreChownErrors: a user namespace with a single uid cannot own
+	// files of other ids; layers are unpacked with them given to root.
+	IgnoreChownErrors bool
 }
 
 var (
@@ -81,6 +84,9 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.Driver == "" {
 		storeOptions.GraphDriverName = "overlay"
+	}
+	if o.IgnoreChownErrors {
+		storeOptions.GraphDriverOptions = []string{"overlay.ignore_chown_errors=true", "vfs.ignore_chown_errors=true"}
 	}
 	store, err := cstorage.GetStore(storeOptions)
 	if err != nil && o.Driver == "" && errors.Is(err, graphdriver.ErrNotSupported) {

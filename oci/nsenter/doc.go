@@ -19,8 +19,13 @@
 // exits, so that the command's parent is the container's init, not a
 // berth process that is about to exit.
 //
-// On any other start of berth the constructor returns after one string
-// comparison. Importing this package (oci does) is all that is needed.
+// Rootless berth (package rootless) uses the same constructor for its
+// user namespace: with UsernsPidEnv set, it first joins the user and mount
+// namespaces of that pid (the user's pause process) unless it is in them
+// already, and becomes uid and gid 0 there.
+//
+// On any other start of berth the constructor returns after an
+// environment look-up and one string comparison. Importing this package (oci does) is all that is needed.
 package nsenter
 
 // Keep in sync with nsenter.h.
@@ -30,4 +35,7 @@ const (
 	ReportEnv = "_BERTH_EXEC_REPORT" // descriptor for the child's pid or an error
 	SyncEnv   = "_BERTH_EXEC_SYNC"   // descriptor of the sync socket (exec -d)
 	DetachEnv = "_BERTH_EXEC_DETACH" // "1": exec -d
+	// UsernsPidEnv names a rootless user's pause process: a berth started
+	// with it joins that process's user and mount namespaces first.
+	UsernsPidEnv = "_BERTH_USERNS_PID"
 )

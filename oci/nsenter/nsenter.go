@@ -26,6 +26,7 @@ package nsenter
 #define BERTH_EXEC_REPORT_ENV "_BERTH_EXEC_REPORT"
 #define BERTH_EXEC_SYNC_ENV "_BERTH_EXEC_SYNC"
 #define BERTH_EXEC_DETACH_ENV "_BERTH_EXEC_DETACH"
+#define BERTH_USERNS_PID_ENV "_BERTH_USERNS_PID"
 
 static int berth_nsenter_entered;
 static int berth_report_fd = -1;
@@ -75,7 +76,72 @@ static const struct {
 // berth_nsenter runs on every start of berth, before the Go runtime, with
 // the arguments glibc passes to constructors. It does nothing unless
 // argv[1] is the exec role.
+// berth_join_userns moves a rootless berth into its user's user and mount
+// namespaces (those of the pause process named by BERTH_USERNS_PID_ENV),
+// unless it is in them already (children of a berth inside inherit both,
+// and the variable). setns(CLONE_NEWUSER) needs a single-threaded process:
+// hence here, before the Go runtime.
+static void berth_join_userns(char **envp) {
+	const char *s = berth_env(envp, BERTH_USERNS_PID_ENV);
+	if (!s)
+		return;
+	int pid = berth_atoi(s);
+	if (pid <= 0) {
+		fprintf(stderr, "Error: bad %s=%s\n", BERTH_USERNS_PID_ENV, s);
+		_exit(125);
+	}
+	static const struct {
+		const char *name;
+		int type;
+	} ns[] = {{"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS}};
+	int fds[2];
+	char path[64];
+	for (int i = 0; i < 2; i++) {
+		struct stat theirs, ours;
+		fds[i] = -1;
+		snprintf(path, sizeof path, "/proc/%d/ns/%s", pid, ns[i].name);
+		if (stat(path, &theirs) < 0) {
+			fprintf(stderr, "Error: joining berth's user namespace: %s: %s\n", path, strerror(errno));
+			_exit(125);
+		}
+		snprintf(path, sizeof path, "/proc/self/ns/%s", ns[i].name);
+		if (stat(path, &ours) == 0 && ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/ns/%s", pid, ns[i].name);
+		fds[i] = open(path, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0) {
+			fprintf(stderr, "Error: joining berth's user namespace: %s: %s\n", path, strerror(errno));
+			_exit(125);
+		}
+	}
+	// Joining a mount namespace moves the working directory to its root:
+	// come back to the same path (the namespace is a copy of the host's).
+	static char cwd[4096];
+	int have_cwd = fds[1] >= 0 && getcwd(cwd, sizeof cwd) != NULL;
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (setns(fds[i], ns[i].type) < 0) {
+			fprintf(stderr, "Error: joining berth's %s namespace (pid %d): %s\n", ns[i].name, pid, strerror(errno));
+			_exit(125);
+		}
+		close(fds[i]);
+	}
+	if (have_cwd && chdir(cwd) < 0) {
+		int r = chdir("/");
+		(void)r;
+	}
+	// Root inside: the user's own uid and gid map to 0 there.
+	if (fds[0] >= 0 || fds[1] >= 0) {
+		if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+			fprintf(stderr, "Error: becoming root in berth's user namespace: %s\n", strerror(errno));
+			_exit(125);
+		}
+	}
+}
+
 __attribute__((constructor)) static void berth_nsenter(int argc, char **argv, char **envp) {
+	berth_join_userns(envp);
 	if (argc < 2 || strcmp(argv[1], BERTH_EXEC_ARG) != 0)
 		return;
 
