@@ -53,6 +53,10 @@
 //	                            (use when no container is running)
 //	kill-monitor ID             SIGKILL the berth process(es) supervising ID
 //	exe-readonly PID            require /proc/PID/exe to be on a read-only mount
+//	berth-user ARGS..., berth-nosub ARGS..., as-user PROG ARGS...
+//	                            berth (or PROG) as an ordinary test user, for the
+//	                            rootless scenarios; pause-process USER [kill]
+//	                            (see rootless_e2e_test.go)
 //
 // Commands run by berth/exitcode/capture/waitfor/within get the scenario's
 // environment variables WORK PATH HOME TMPDIR BERTH_ROOT BERTH_RUNROOT

@@ -337,4 +337,17 @@ func cmdPauseProcess(ts *testscript.TestScript, neg bool, args []string) {
 	if (pid != 0) == neg {
 		ts.Fatalf("pause process of %s alive: %v", u.name, pid != 0)
 	}
+	// One per user and runtime directory, however many commands raced.
+	runDir := "XDG_RUNTIME_DIR=" + filepath.Join(userDir(scen(ts).work, u), "run") + "\x00"
+	var pids []int
+	for _, p := range allProcs() {
+		if p.cmdline == "berth "+pauseArg && strings.Contains(p.environ, runDir) {
+			pids = append(pids, p.pid)
+		}
+	}
+	if !neg && (len(pids) != 1 || pids[0] != pid) {
+		ts.Fatalf("pause processes of %s: %v, want only %d (pause.pid)", u.name, pids, pid)
+	}
 }
+
+const pauseArg = "__pause" // rootless.PauseArg

@@ -4,6 +4,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/rootless"
 )
 
 // Rootless berth (package rootless; docs/compat.md, Rootless): what a
@@ -17,6 +18,9 @@ func (e *Engine) RootlessNotes() []string {
 	}
 	notes := []string{
 		"networks: the default is none (loopback only); host works; bridge networks and published ports need root",
+	}
+	if rootless.SingleMapping() {
+		notes = append(notes, "subordinate ids: none for this user in /etc/subuid and /etc/subgid: containers have a single uid and gid (root)")
 	}
 	if oci.CgroupsDisabled() {
 		notes = append(notes, "cgroups: none delegated to this user (cgroup v1): memory, cpu, pids and blkio limits, pause/unpause, stats and update are not available")
