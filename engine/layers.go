@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/berth-dev/berth/oci"
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/storage"
 )
@@ -72,7 +73,8 @@ func (e *Engine) Commit(ctx context.Context, ref string, o CommitOptions) (*stor
 	if err != nil {
 		return nil, err
 	}
-	if o.Pause && st.Status == state.StatusRunning {
+	// Rootless, there is no freezer: commit unpaused, as podman does.
+	if o.Pause && st.Status == state.StatusRunning && !oci.CgroupsDisabled() {
 		if err := e.Pause(ctx, id); err != nil && !errors.Is(err, ErrNotRunning) {
 			return nil, fmt.Errorf("pausing container %s for commit: %w", ref, err)
 		} else if err == nil {

@@ -111,8 +111,18 @@ func (e *Engine) Top(ctx context.Context, ref string, psArgs []string) (*TopResu
 	if err != nil {
 		return nil, err
 	}
-	pids, err := oci.OpenCgroup(cgroupName(rec.ID)).Pids()
-	if err != nil {
+	var pids []int
+	if oci.CgroupsDisabled() {
+		// Rootless: no cgroup; the processes of its pid namespace.
+		_, st, err := e.running(ref)
+		if err != nil {
+			return nil, err
+		}
+		pids, err = oci.PidsInNamespace(st.Pid)
+		if err != nil {
+			return nil, err
+		}
+	} else if pids, err = oci.OpenCgroup(cgroupName(rec.ID)).Pids(); err != nil {
 		return nil, err
 	}
 	if len(psArgs) == 0 {
@@ -181,6 +191,9 @@ func (e *Engine) Stats(ctx context.Context, refs []string, interval time.Duratio
 		st   *state.State
 		cg   *oci.Cgroup
 		cpu0 uint64
+	}
+	if oci.CgroupsDisabled() {
+		return nil, invalidf("rootless: stats need the containers' cgroups, and this user has none of its own")
 	}
 	var targets []*target
 	for _, ref := range refs {

@@ -62,6 +62,30 @@ func (c *Cgroup) waitFor(done func() bool) error {
 	return fmt.Errorf("cgroup %s did not change its freezer state in time", c.Name)
 }
 
+// PidsInNamespace lists the processes in the pid namespace of pid (a
+// container without a cgroup: rootless berth), as berth sees them.
+func PidsInNamespace(pid int) ([]int, error) {
+	want, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", pid))
+	if err != nil {
+		return nil, fmt.Errorf("listing the container's processes: %w", err)
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("listing the container's processes: %w", err)
+	}
+	var pids []int
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ns, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && ns == want {
+			pids = append(pids, n)
+		}
+	}
+	return pids, nil
+}
+
 // Pids lists the processes in the cgroup.
 func (c *Cgroup) Pids() ([]int, error) {
 	dir := c.controllerDir("pids")
