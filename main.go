@@ -32,18 +32,20 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == rootless.PauseArg {
 		rootless.PauseMain()
 	}
-	if os.Geteuid() != 0 {
-		// An ordinary user: run as root in the user's namespace (made on
-		// first use). Join returns only on error.
-		err := rootless.Join(engine.DefaultConfig().RunRoot)
-		fmt.Fprintf(os.Stderr, "Error: rootless: %s\n", oneLine(err.Error()))
-		os.Exit(125)
-	}
 	if len(os.Args) > 1 && os.Args[1] == oci.InitArg {
 		oci.InitMain()
 	}
 	if len(os.Args) > 1 && os.Args[1] == oci.ExecArg {
 		oci.ExecMain() // inside a container already: see package oci/nsenter
+	}
+	if os.Geteuid() != 0 && os.Getenv(rootless.UidEnv) == "" {
+		// An ordinary user: run as root in the user's namespace (made on
+		// first use). Join returns only on error. (Berth's own helpers
+		// started inside have joined already, and are root there, except
+		// in a --userns=keep-id container: UidEnv says so.)
+		err := rootless.Join(engine.DefaultConfig().RunRoot)
+		fmt.Fprintf(os.Stderr, "Error: rootless: %s\n", oneLine(err.Error()))
+		os.Exit(125)
 	}
 	if len(os.Args) > 2 {
 		switch os.Args[1] {

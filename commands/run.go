@@ -38,6 +38,7 @@ func createFlags() []cli.Flag {
 		&cli.StringFlag{Name: "stop-signal", Usage: "signal to stop the container"},
 		&cli.StringFlag{Name: "stop-timeout", Usage: "seconds to wait before killing the container on stop"},
 		&cli.StringFlag{Name: "network", Aliases: []string{"net"}, Usage: "connect the container to a network: bridge (default), none, host, container:NAME or a network's name"},
+		&cli.StringFlag{Name: "userns", Usage: "user namespace: host (the default), or keep-id (rootless: your own uid and gid inside)"},
 		&cli.StringSliceFlag{Name: "network-alias", Aliases: []string{"net-alias"}, Usage: "add a network-scoped alias for the container"},
 		&cli.StringFlag{Name: "ip", Usage: "IPv4 address (e.g. 172.30.100.104)"},
 		&cli.StringFlag{Name: "mac-address", Usage: "container MAC address (e.g. 92:d0:c6:0a:29:33)"},
@@ -206,6 +207,7 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 	hc := &container.HostConfig{
 		AutoRemove:  c.Bool("rm"),
 		NetworkMode: container.NetworkMode(c.String("network")),
+		UsernsMode:  container.UsernsMode(c.String("userns")),
 		LogConfig:   container.LogConfig{Type: c.String("log-driver")},
 	}
 	for _, o := range c.StringSlice("log-opt") {

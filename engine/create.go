@@ -6,12 +6,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 
+	"github.com/berth-dev/berth/rootless"
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/storage"
 )
@@ -52,12 +54,21 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	if err := validateHostConfig(o.HostConfig); err != nil {
 		return nil, err
 	}
+	if err := validateUserns(o.HostConfig, e.cfg.Rootless); err != nil {
+		return nil, err
+	}
 	if e.cfg.Rootless {
 		hc, err := rootlessHostConfig(o.HostConfig)
 		if err != nil {
 			return nil, err
 		}
 		o.HostConfig = hc
+		if string(hc.UsernsMode) == usernsKeepID && o.Config.User == "" {
+			// keep-id runs as the user, as podman does.
+			cfg := *o.Config
+			cfg.User = strconv.Itoa(rootless.UID()) + ":" + strconv.Itoa(rootless.GID())
+			o.Config = &cfg
+		}
 	}
 	if err := validateRestartPolicy(o.HostConfig.RestartPolicy, o.HostConfig.AutoRemove); err != nil { // engine/restart.go
 		return nil, err
@@ -136,7 +147,11 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 	// do not depend on each other, and both wait on the disk.
 	rootfsDone := make(chan error, 1)
 	go func() {
-		rootfsDone <- images.CreateRootfs(rec.ID, img.ID, storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove})
+		ro := storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove}
+		if m := keepIDMaps(rec.HostConfig); m != nil {
+			ro.UIDMap, ro.GIDMap = m.storageMaps()
+		}
+		rootfsDone <- images.CreateRootfs(rec.ID, img.ID, ro)
 	}()
 	rec.Driver = images.Driver()
 	createdVolumes, err := e.createRecordWithVolumes(rec, plan)
@@ -220,6 +235,21 @@ func validateHostConfig(hc *container.HostConfig) error {
 		return invalidf("--network container: needs a container name")
 	}
 	return nil
+}
+
+// validateUserns checks --userns: host (the default, berth's own user
+// namespace: the host's for root), and keep-id for a rootless berth.
+func validateUserns(hc *container.HostConfig, rootless bool) error {
+	switch m := string(hc.UsernsMode); {
+	case m == "" || m == "host":
+		return nil
+	case m == usernsKeepID && rootless:
+		return nil
+	case m == usernsKeepID:
+		return invalidf("--userns=keep-id is for rootless berth: root's containers are in the host's user namespace")
+	default:
+		return invalidf("--userns=%s is not supported (host, or keep-id rootless)", m)
+	}
 }
 
 // newRecord merges the image's config with what was asked for, the way

@@ -38,10 +38,14 @@ func (e *Engine) forkInit(id string, cfg *container.Config, hc *container.HostCo
 		return nil, err
 	}
 	l := &launch{cio: cio, lateMounts: !withInit(hc), joined: make(chan error, 1)}
-	l.pending, err = oci.Fork(oci.ForkOptions{
+	fo := oci.ForkOptions{
 		Exe: exe, HostNetwork: hc.NetworkMode == "host", JoinNetwork: isContainerMode(hc), Terminal: cfg.Tty, LateMounts: l.lateMounts,
 		Stdin: cio.childStdin, Stdout: cio.childStdout, Stderr: cio.childStderr,
-	})
+	}
+	if m := keepIDMaps(hc); m != nil && e.cfg.Rootless {
+		fo.UidMappings, fo.GidMappings = m.forkMaps()
+	}
+	l.pending, err = oci.Fork(fo)
 	if err != nil {
 		cio.closeAll()
 		return nil, err

@@ -39,6 +39,10 @@ type ForkOptions struct {
 	// pty's slave side.
 	Stdin          *os.File
 	Stdout, Stderr *os.File
+	// UidMappings and GidMappings, when set, give the child a user
+	// namespace of its own with these maps (rootless --userns=keep-id),
+	// in which it starts as root.
+	UidMappings, GidMappings []syscall.SysProcIDMap
 }
 
 // Pending is an init child that has been forked into its namespaces and
@@ -105,6 +109,13 @@ func Fork(o ForkOptions) (*Pending, error) {
 			Setctty:    o.Terminal,
 			Ctty:       0,
 		},
+	}
+	if len(o.UidMappings) > 0 {
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = o.UidMappings
+		cmd.SysProcAttr.GidMappings = o.GidMappings
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
 	err = cmd.Start()
 	child.Close()

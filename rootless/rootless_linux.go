@@ -60,6 +60,16 @@ func UID() int {
 	return os.Geteuid()
 }
 
+// GID is the user's primary gid on the host.
+func GID() int {
+	if v := os.Getenv("_CONTAINERS_ROOTLESS_GID"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return os.Getegid()
+}
+
 // Joined tells whether this process is inside the user's namespace.
 func Joined() bool { return os.Getenv(UidEnv) != "" && os.Geteuid() == 0 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	cstorage "go.podman.io/storage"
+	"go.podman.io/storage/pkg/idtools"
 )
 
 // RootfsOptions tune a container's root filesystem.
@@ -14,6 +15,9 @@ type RootfsOptions struct {
 	// layer file): right for `--rm` containers, which no crash or reboot
 	// should bring back anyway.
 	Volatile bool
+	// UIDMap and GIDMap: the container has a user namespace of its own
+	// (rootless --userns=keep-id); its layers are seen through these maps.
+	UIDMap, GIDMap []idtools.IDMap
 }
 
 // CreateRootfs creates the root filesystem of container containerID: a new
@@ -25,6 +29,7 @@ func (s *Store) CreateRootfs(containerID, imageID string, o RootfsOptions) error
 		return fmt.Errorf("creating rootfs for container %s: %w", containerID, err)
 	}
 	opts := &cstorage.ContainerOptions{Volatile: o.Volatile}
+	opts.UIDMap, opts.GIDMap = o.UIDMap, o.GIDMap
 	if _, err := s.store.CreateContainer(containerID, nil, image.ID, "", "", opts); err != nil {
 		return fmt.Errorf("creating rootfs for container %s: %w", containerID, err)
 	}

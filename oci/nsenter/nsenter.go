@@ -62,13 +62,15 @@ static int berth_atoi(const char *s) {
 	return (int)v;
 }
 
-// The namespaces joined, in this order: mnt last, since it changes the
+// The namespaces joined, in this order: user first (a rootless
+// --userns=keep-id container has its own, which owns the others; shared
+// with berth otherwise, and then skipped), mnt last, since it changes the
 // root and working directory (and /proc would be the container's).
 static const struct {
 	const char *name;
 	int type;
 } berth_ns[] = {
-	{"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
+	{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS}, {"net", CLONE_NEWNET},
 	{"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP}, {"mnt", CLONE_NEWNS},
 };
 #define BERTH_NNS (sizeof berth_ns / sizeof berth_ns[0])
