@@ -67,6 +67,11 @@ func setupTestUsers(dir string) error {
 	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
 		usernsProblem = "kernel.unprivileged_userns_clone is 0"
 	}
+	// slirp4netns (the rootless default network) opens /dev/net/tun as
+	// the user: a standard system's mode is 0666, 0600 where no udev runs.
+	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm() != 0o666 {
+		os.Chmod("/dev/net/tun", 0o666)
+	}
 	for _, u := range []*testUser{userWithRanges, userNoRanges} {
 		if _, err := user.Lookup(u.name); err != nil {
 			out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", u.name).CombinedOutput()

@@ -124,12 +124,22 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	// the child's namespace) while the rootfs is mounted and the spec
 	// is built.
 	netDone := make(chan error, 1)
-	go func() { netDone <- e.connectNetworks(rec, l.pending.Pid()) }()
+	var slirp *slirp // rootless slirp4netns: engine/slirp.go
+	go func() {
+		if kind, _ := networkMode(rec.HostConfig); kind == modeSlirp {
+			var err error
+			slirp, err = e.startSlirp(rec.ID, l.pending.Pid())
+			netDone <- err
+			return
+		}
+		netDone <- e.connectNetworks(rec, l.pending.Pid())
+	}()
 	netWaited := false
 	cleanups = append(cleanups, func() {
 		if !netWaited {
 			<-netDone
 		}
+		slirp.stop()
 		e.releaseNetworks(rec, false)
 	})
 	defer func() {
@@ -188,6 +198,11 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		return 125, nil, nil, err
 	}
 	cleanups = append(cleanups, func() { pub.Close() })
+	if slirp != nil {
+		if err := e.publishSlirp(rec, slirp); err != nil {
+			return 125, nil, nil, err
+		}
+	}
 	started = true // Start kills the child itself when it fails
 	cleanups = append(cleanups, func() { l.cg.Remove(); l.cio.closeAll() })
 	proc, err = l.pending.Start(spec, nil)
@@ -231,6 +246,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 		code, _ := proc.Wait()
 		notifier.close()
 		pub.Close()
+		slirp.stop()
 		stopForwarding()
 		io.drain()
 		if hub != nil {
@@ -268,6 +284,7 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) (restart 
 // container that stopped, and removes the container itself for --rm.
 func (e *Engine) releaseResources(rec *state.Record) {
 	e.releaseNetworks(rec, true)
+	os.Remove(e.slirpSocket(rec.ID)) // a monitor killed with slirp4netns running
 	e.releaseVolumes(rec)
 	cgroupGone := make(chan struct{})
 	go func() {

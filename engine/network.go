@@ -39,6 +39,8 @@ func networkMode(hc *container.HostConfig) (kind, name string) {
 		return modeNone, ""
 	case m == "host":
 		return modeHost, ""
+	case m == modeSlirp:
+		return modeSlirp, ""
 	case strings.HasPrefix(m, "container:"):
 		return modeContainer, strings.TrimPrefix(m, "container:")
 	}
@@ -123,6 +125,11 @@ func (e *Engine) prepareNetworking(o *CreateOptions) (map[string]*network.Endpoi
 		o.Config.Hostname = other.Config.Hostname
 		return nil, nil
 	case modeBridge:
+	case modeSlirp:
+		if !e.cfg.Rootless {
+			return nil, invalidf("--network slirp4netns is for rootless berth: root's containers use bridge networks")
+		}
+		return nil, nil
 	default:
 		return nil, nil
 	}

@@ -41,6 +41,7 @@ func TestNetworkMode(t *testing.T) {
 		"bridge":        {modeBridge, "bridge"},
 		"none":          {modeNone, ""},
 		"host":          {modeHost, ""},
+		"slirp4netns":   {modeSlirp, ""},
 		"container:web": {modeContainer, "web"},
 		"my-net":        {modeBridge, "my-net"},
 	}
@@ -58,5 +59,16 @@ func TestParseLink(t *testing.T) {
 		if err != nil || n != want[0] || a != want[1] {
 			t.Errorf("%q: %s %s %v", in, n, a, err)
 		}
+	}
+}
+
+func TestSlirpDNSConfig(t *testing.T) {
+	hc := &container.HostConfig{NetworkMode: modeSlirp}
+	if got := slirpDNSConfig(hc); len(got.DNS) != 1 || got.DNS[0].String() != slirpDNS || len(hc.DNS) != 0 {
+		t.Errorf("slirp4netns without --dns: %v (input %v)", got.DNS, hc.DNS)
+	}
+	none := &container.HostConfig{NetworkMode: modeNone}
+	if got := slirpDNSConfig(none); got != none {
+		t.Errorf("none changed: %v", got.DNS)
 	}
 }

@@ -151,6 +151,12 @@ func (e *Engine) inspectNetworks(rec *state.Record, st *state.State) map[string]
 	case modeNone, modeHost:
 		out[kind] = &network.EndpointSettings{}
 		return out
+	case modeSlirp:
+		out[kind] = &network.EndpointSettings{}
+		if st != nil && st.Active() {
+			out[kind] = slirpEndpoint()
+		}
+		return out
 	case modeContainer:
 		return out
 	}

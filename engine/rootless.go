@@ -23,7 +23,7 @@ func (e *Engine) RootlessNotes() []string {
 		return nil
 	}
 	notes := []string{
-		"networks: the default is none (loopback only); host works; bridge networks and published ports need root",
+		"networks: the default is slirp4netns (outbound traffic, published ports through it); none and host work; bridge networks need root",
 	}
 	if rootless.SingleMapping() {
 		notes = append(notes, "subordinate ids: none for this user in /etc/subuid and /etc/subgid: containers have a single uid and gid (root)")
@@ -35,19 +35,16 @@ func (e *Engine) RootlessNotes() []string {
 }
 
 // rootlessHostConfig checks a container's settings against what a
-// rootless berth can do, and makes its default network "none" (no bridge
-// can be made without root). It returns a copy.
+// rootless berth can do, and makes its default network slirp4netns (no
+// bridge can be made without root). It returns a copy.
 func rootlessHostConfig(in *container.HostConfig) (*container.HostConfig, error) {
 	hc := *in
 	kind, _ := networkMode(&hc)
 	switch {
 	case hc.NetworkMode == "" || hc.NetworkMode == "default":
-		hc.NetworkMode = modeNone
+		hc.NetworkMode = modeSlirp
 	case kind == modeBridge:
-		return nil, invalidf("rootless: --network %s: bridge networks need root; use --network none or host", hc.NetworkMode)
-	}
-	if len(hc.PortBindings) > 0 || hc.PublishAllPorts {
-		return nil, invalidf("rootless: published ports (-p, -P) need a bridge network, which needs root")
+		return nil, invalidf("rootless: --network %s: bridge networks need root; use --network slirp4netns (the default), none or host", hc.NetworkMode)
 	}
 	if string(hc.UsernsMode) == usernsKeepID && rootless.SingleMapping() {
 		return nil, invalidf("rootless: --userns=keep-id needs subordinate ids (/etc/subuid, /etc/subgid) for the container's root")

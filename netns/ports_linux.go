@@ -621,3 +621,16 @@ func closeListener(ln any) {
 		l.Close()
 	}
 }
+
+// ReservePort picks the host port of m as Publish does (a free one for
+// 0, the first free one of a range) and checks that it can be bound,
+// with Publish's errors; it binds nothing. For a forwarder of its own
+// (rootless slirp4netns).
+func ReservePort(m PortMapping) (uint16, error) {
+	ln, port, err := reserve(m)
+	if err != nil {
+		return 0, err
+	}
+	closeListener(ln)
+	return port, nil
+}
