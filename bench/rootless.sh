@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/rootless.sh — start-to-exit of a short-lived rootless container:
-#   berth  run --rm --pull=never busybox true            (rootless default
-#                                                        network: none)
+#   berth  run --rm --pull=never --network none busybox true
+#   berth-slirp  run --rm --pull=never busybox true      (the rootless default
+#                                                        network, slirp4netns;
+#                                                        if installed)
 #   podman --runtime runc --cgroup-manager cgroupfs run --rm --pull=never
 #          --network none localhost/… true               (if installed)
 # run as an ordinary user with subordinate ids, N rounds (default 30), the
@@ -54,7 +56,13 @@ cleanup() {
 trap cleanup EXIT
 cd "$H"
 as_user "$BERTH" import "$H/busybox.tar" busybox >/dev/null
-names=(berth) cmds=("$BERTH run --rm --pull=never busybox true")
+names=(berth) cmds=("$BERTH run --rm --pull=never --network none busybox true")
+if command -v slirp4netns >/dev/null 2>&1; then
+	# slirp4netns opens /dev/net/tun as the user: the standard mode (udev's).
+	[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
+	names+=(berth-slirp)
+	cmds+=("$BERTH run --rm --pull=never busybox true")
+fi
 if command -v podman >/dev/null 2>&1 && as_user podman import "$H/busybox.tar" localhost/berth-rlbench >/dev/null 2>&1; then
 	PODMAN=1
 	names+=(podman)
@@ -77,7 +85,7 @@ done
 median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1000}'; }
 echo "== rootless run --rm true as $USER_NAME, $N rounds, interleaved, medians (runuser included):"
 for name in "${names[@]}"; do
-	printf '  %-7s %7s ms\n' "$name" "$(median "$TMP/$name.times")"
+	printf '  %-11s %7s ms\n' "$name" "$(median "$TMP/$name.times")"
 done
 if [ -n "${PODMAN:-}" ]; then
 	awk -v b="$(median "$TMP/berth.times")" -v p="$(median "$TMP/podman.times")" \

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -117,6 +118,9 @@ func (e *Engine) startSlirp(id string, pid int) (*slirp, error) {
 		if strings.Contains(s.stderr.String(), "/dev/net/tun") {
 			hint = " (slirp4netns needs /dev/net/tun readable and writable by the user: mode 0666)"
 		}
+		if errors.Is(err, io.EOF) {
+			err = errors.New("it exited")
+		}
 		return nil, fmt.Errorf("rootless: slirp4netns did not start: %v: %s%s", err, msg, hint)
 	}
 	return s, nil
@@ -190,6 +194,9 @@ func (e *Engine) publishSlirp(rec *state.Record, s *slirp) error {
 		// The port is picked and checked as for root (the same errors),
 		// then handed to slirp4netns.
 		port, err := netns.ReservePort(m)
+		if errors.Is(err, syscall.EACCES) {
+			return fmt.Errorf("%w (rootless: ports below net.ipv4.ip_unprivileged_port_start, 1024 by default, are root's)", err)
+		}
 		if err != nil {
 			return err
 		}
