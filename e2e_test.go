@@ -159,23 +159,15 @@ func testMain(m *testing.M) int {
 
 	// A static UDP echo helper for containers ($UDPECHO): busybox-static's
 	// nc has no UDP.
-	udpechoBin = filepath.Join(tmp, "bin", "udpecho")
-	cmd = exec.Command(goToolPath(), "build", "-o", udpechoBin, "./testdata/udpecho")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building testdata/udpecho: %v\n", err)
+	if udpechoBin, err = buildStaticHelper(tmp, "udpecho"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 
 	// A fake systemd notify socket and client ($SDNOTIFY), static so that
 	// it also runs inside containers (--sdnotify=container).
-	sdnotifyBin = filepath.Join(tmp, "bin", "sdnotify")
-	cmd = exec.Command(goToolPath(), "build", "-o", sdnotifyBin, "./testdata/sdnotify")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: building testdata/sdnotify: %v\n", err)
+	if sdnotifyBin, err = buildStaticHelper(tmp, "sdnotify"); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 
@@ -195,6 +187,19 @@ func testMain(m *testing.M) int {
 	}
 	defer stopAuthRegistry()
 	return m.Run()
+}
+
+// buildStaticHelper builds the test helper testdata/NAME as a static
+// binary (it runs inside containers too) into tmp/bin.
+func buildStaticHelper(tmp, name string) (string, error) {
+	bin := filepath.Join(tmp, "bin", name)
+	cmd := exec.Command(goToolPath(), "build", "-o", bin, "./testdata/"+name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building testdata/%s: %w", name, err)
+	}
+	return bin, nil
 }
 
 // goToolPath is the go command that runs the tests.

@@ -148,13 +148,20 @@ func writeInspectFormat(w io.Writer, format string, objs []any) error {
 	return nil
 }
 
-// inspectAll prints every argument's object (as JSON, or with --format),
-// going on past errors and returning the last one, as docker does.
+// inspectAll prints every argument's container or image (typ: "",
+// "container" or "image").
 func inspectAll(c *cli.Context, e *engine.Engine, typ string) error {
+	return printInspected(c, func(ref string) (any, error) { return inspectOne(c, e, ref, typ) })
+}
+
+// printInspected looks up every argument and prints the objects found (as
+// JSON, or with --format), going on past errors and returning the last
+// one, as docker's inspect commands do.
+func printInspected(c *cli.Context, lookup func(ref string) (any, error)) error {
 	var objs []any
 	var firstErr error
 	for _, ref := range c.Args().Slice() {
-		obj, err := inspectOne(c, e, ref, typ)
+		obj, err := lookup(ref)
 		if err != nil {
 			if firstErr != nil {
 				fmt.Fprintf(c.App.ErrWriter, "Error: %v\n", firstErr)

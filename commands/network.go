@@ -226,27 +226,7 @@ func networkInspectCommand() *cli.Command {
 				return err
 			}
 			return withEngine(c, func(e *engine.Engine) error {
-				var objs []any
-				var lastErr error
-				for _, ref := range c.Args().Slice() {
-					n, err := e.NetworkInspect(c.Context, ref)
-					if err != nil {
-						if lastErr != nil {
-							fmt.Fprintf(c.App.ErrWriter, "Error: %v\n", lastErr)
-						}
-						lastErr = err
-						continue
-					}
-					objs = append(objs, n)
-				}
-				if f := c.String("format"); f != "" {
-					if err := writeInspectFormat(c.App.Writer, f, objs); err != nil {
-						return err
-					}
-				} else if err := writeJSON(c.App.Writer, nonNilList(objs)); err != nil {
-					return err
-				}
-				return lastErr
+				return printInspected(c, func(ref string) (any, error) { return e.NetworkInspect(c.Context, ref) })
 			})
 		},
 	}

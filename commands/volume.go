@@ -173,27 +173,7 @@ func volumeInspectCommand() *cli.Command {
 				return err
 			}
 			return withEngine(c, func(e *engine.Engine) error {
-				var objs []any
-				var firstErr error
-				for _, name := range c.Args().Slice() {
-					v, err := e.VolumeInspect(c.Context, name)
-					if err != nil {
-						if firstErr != nil {
-							fmt.Fprintf(c.App.ErrWriter, "Error: %v\n", firstErr)
-						}
-						firstErr = err
-						continue
-					}
-					objs = append(objs, v)
-				}
-				if f := c.String("format"); f != "" {
-					if err := writeInspectFormat(c.App.Writer, f, objs); err != nil {
-						return err
-					}
-				} else if err := writeJSON(c.App.Writer, nonNilList(objs)); err != nil {
-					return err
-				}
-				return firstErr
+				return printInspected(c, func(name string) (any, error) { return e.VolumeInspect(c.Context, name) })
 			})
 		},
 	}

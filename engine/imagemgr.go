@@ -289,19 +289,10 @@ func (e *Engine) ListImages(ctx context.Context, o ImageListOptions) ([]ImageSum
 			return nil, invalidf("invalid filter '%s'", key)
 		}
 	}
-	images, err := e.Images()
+	images, all, users, tree, err := e.imageInventory(ctx)
 	if err != nil {
 		return nil, err
 	}
-	all, err := images.Images()
-	if err != nil {
-		return nil, err
-	}
-	users, err := e.imageUsers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tree := newImageTree(all)
 	match, err := e.imageFilter(images, tree, o.Filters)
 	if err != nil {
 		return nil, err
@@ -487,19 +478,10 @@ func (e *Engine) ImagePrune(ctx context.Context, o ImagePruneOptions) (*image.Pr
 			return nil, invalidf("invalid filter '%s'", key)
 		}
 	}
-	images, err := e.Images()
+	images, all, users, tree, err := e.imageInventory(ctx)
 	if err != nil {
 		return nil, err
 	}
-	all, err := images.Images()
-	if err != nil {
-		return nil, err
-	}
-	users, err := e.imageUsers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tree := newImageTree(all)
 	report := &image.PruneReport{}
 	for _, img := range all {
 		if err := ctx.Err(); err != nil {
@@ -670,4 +652,22 @@ func (e *Engine) ImportURL(ctx context.Context, url string, o ImportOptions) (*s
 		return nil, fmt.Errorf("downloading %s: %s", url, resp.Status)
 	}
 	return e.Import(ctx, resp.Body, o)
+}
+
+// imageInventory is what listing and pruning look at: the store, all its
+// images, the containers using each, and the images' parent links.
+func (e *Engine) imageInventory(ctx context.Context) (*storage.Store, []*storage.Image, map[string][]imageUser, imageTree, error) {
+	images, err := e.Images()
+	if err != nil {
+		return nil, nil, nil, imageTree{}, err
+	}
+	all, err := images.Images()
+	if err != nil {
+		return nil, nil, nil, imageTree{}, err
+	}
+	users, err := e.imageUsers(ctx)
+	if err != nil {
+		return nil, nil, nil, imageTree{}, err
+	}
+	return images, all, users, newImageTree(all), nil
 }
