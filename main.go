@@ -53,6 +53,9 @@ func main() {
 			os.Exit(engine.MonitorMain(engine.DefaultConfig(), os.Args[2]))
 		}
 	}
+	if len(os.Args) > 1 && os.Args[1] == engine.NetnsKeeperArg {
+		os.Exit(engine.NetnsKeeperMain(engine.DefaultConfig()))
+	}
 	app := commands.NewApp(os.Stdout, os.Stderr)
 	err := commands.Run(context.Background(), app, os.Args)
 	os.Exit(exitCode(err))

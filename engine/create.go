@@ -382,7 +382,7 @@ func (e *Engine) writeEtcFiles(rec *state.Record) error {
 	files := map[string]string{
 		"hosts":       e.hostsContent(rec, nil),
 		"hostname":    rec.Config.Hostname + "\n",
-		"resolv.conf": resolvConf(string(resolv), slirpDNSConfig(rec.HostConfig), host),
+		"resolv.conf": resolvConf(string(resolv), slirpDNSConfig(rec.HostConfig, e.cfg.Rootless), host),
 	}
 	for name, content := range files {
 		if err := e.containers.WriteFile(rec.ID, name, []byte(content), 0o644); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/netns"
 	"github.com/berth-dev/berth/oci"
 	"github.com/berth-dev/berth/state"
 )
@@ -128,7 +129,7 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	go func() {
 		if kind, _ := networkMode(rec.HostConfig); kind == modeSlirp {
 			var err error
-			slirp, err = e.startSlirp(rec.ID, l.pending.Pid())
+			slirp, err = e.startSlirp(l.pending.Pid())
 			netDone <- err
 			return
 		}
@@ -193,16 +194,16 @@ func (e *Engine) startContainer(rec *state.Record, streams *Streams, hub *attach
 	if err := <-netDone; err != nil {
 		return 125, nil, nil, err
 	}
-	pub, err := e.publishAttached(rec) // -p/-P: engine/ports.go
+	var pub *netns.Published
+	if slirp != nil {
+		pub, err = e.publishSlirp(rec, l.pending.Pid()) // engine/slirp.go
+	} else {
+		pub, err = e.publishAttached(rec) // -p/-P: engine/ports.go
+	}
 	if err != nil {
 		return 125, nil, nil, err
 	}
 	cleanups = append(cleanups, func() { pub.Close() })
-	if slirp != nil {
-		if err := e.publishSlirp(rec, slirp); err != nil {
-			return 125, nil, nil, err
-		}
-	}
 	started = true // Start kills the child itself when it fails
 	cleanups = append(cleanups, func() { l.cg.Remove(); l.cio.closeAll() })
 	proc, err = l.pending.Start(spec, nil)
@@ -284,7 +285,6 @@ func (e *Engine) finishContainer(rec *state.Record, pid, exitCode int) (restart 
 // container that stopped, and removes the container itself for --rm.
 func (e *Engine) releaseResources(rec *state.Record) {
 	e.releaseNetworks(rec, true)
-	os.Remove(e.slirpSocket(rec.ID)) // a monitor killed with slirp4netns running
 	e.releaseVolumes(rec)
 	cgroupGone := make(chan struct{})
 	go func() {

@@ -47,7 +47,6 @@ func networkMode(hc *container.HostConfig) (kind, name string) {
 	return modeBridge, m
 }
 
-func (e *Engine) netStore() *netns.Store { return netns.OpenStore(e.cfg.Root) }
 
 // networkNames lists the networks a bridge-mode container is on, its
 // primary network (NetworkMode) first.
@@ -239,14 +238,17 @@ func (e *Engine) connectOne(rec *state.Record, pid int, name, ifname string, def
 	hostVeth := netns.VethName(e.cfg.Root, rec.ID, n.Name)
 	vethDone := make(chan error, 1)
 	go func() {
-		netns.DetachVeth(hostVeth) // a leftover of a crash
-		vethDone <- netns.CreateVeth(n, pid, ifname, hostVeth)
+		vethDone <- ns.Do(func() error {
+			netns.DetachVeth(hostVeth) // a leftover of a crash
+			return netns.CreateVeth(n, pid, ifname, hostVeth)
+		})
 	}()
+	detach := func() { ns.Do(func() error { return netns.DetachVeth(hostVeth) }) }
 	vethMade := false
 	defer func() {
 		if !vethMade {
 			if <-vethDone == nil {
-				netns.DetachVeth(hostVeth)
+				detach()
 			}
 		}
 	}()
@@ -294,7 +296,7 @@ func (e *Engine) connectOne(rec *state.Record, pid int, name, ifname string, def
 	if err := netns.ConfigurePeer(netns.Interface{
 		Pid: pid, Name: ifname, HostVeth: hostVeth, IP: ip, Prefix: n.Prefix(), Gateway: gw, MAC: mac,
 	}); err != nil {
-		netns.DetachVeth(hostVeth)
+		detach()
 		return fail(err)
 	}
 	e.writeHosts(rec.ID)
@@ -415,8 +417,8 @@ func (e *Engine) disconnectOne(id, name string, deleteVeth bool) {
 		return
 	}
 	defer lock.Unlock()
-	if deleteVeth {
-		netns.DetachVeth(netns.VethName(e.cfg.Root, id, name))
+	if deleteVeth && (ns.Namespace() == "" || netns.IsNamespace(ns.Namespace())) {
+		ns.Do(func() error { return netns.DetachVeth(netns.VethName(e.cfg.Root, id, name)) })
 	}
 	if changed, _ := ns.Release(name, id); changed && name != netns.DefaultNetwork {
 		e.refreshPeers(name, id)

@@ -64,11 +64,18 @@ func TestParseLink(t *testing.T) {
 
 func TestSlirpDNSConfig(t *testing.T) {
 	hc := &container.HostConfig{NetworkMode: modeSlirp}
-	if got := slirpDNSConfig(hc); len(got.DNS) != 1 || got.DNS[0].String() != slirpDNS || len(hc.DNS) != 0 {
+	if got := slirpDNSConfig(hc, true); len(got.DNS) != 1 || got.DNS[0].String() != slirpDNS || len(hc.DNS) != 0 {
 		t.Errorf("slirp4netns without --dns: %v (input %v)", got.DNS, hc.DNS)
 	}
 	none := &container.HostConfig{NetworkMode: modeNone}
-	if got := slirpDNSConfig(none); got != none {
+	if got := slirpDNSConfig(none, true); got != none {
 		t.Errorf("none changed: %v", got.DNS)
+	}
+	br := &container.HostConfig{NetworkMode: "mynet"}
+	if got := slirpDNSConfig(br, true); len(got.DNS) != 1 || got.DNS[0].String() != slirpDNS {
+		t.Errorf("rootless bridge without --dns: %v", got.DNS)
+	}
+	if got := slirpDNSConfig(br, false); got != br {
+		t.Errorf("root's bridge changed: %v", got.DNS)
 	}
 }

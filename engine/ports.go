@@ -14,11 +14,14 @@ package engine
 // rules (the proxies died with the monitor).
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
@@ -145,7 +148,10 @@ func mergeExposedPorts(cfg *container.Config, image map[string]struct{}) {
 // table, bridge and subnet) at the container's address ip, and records
 // the resolved ports in its state. It returns nil when there is nothing
 // to publish. The caller closes the result when the container stops.
-func (e *Engine) publishPorts(rec *state.Record, ip net.IP, bridge, table string, subnet *net.IPNet) (*netns.Published, error) {
+//
+// dialNS, when set, is the network namespace the container is reached
+// from (rootless: no nftables rules, every port through the proxy).
+func (e *Engine) publishPorts(rec *state.Record, ip net.IP, bridge, table string, subnet *net.IPNet, dialNS string) (*netns.Published, error) {
 	if !publishesPorts(rec.HostConfig) {
 		return nil, nil
 	}
@@ -155,9 +161,12 @@ func (e *Engine) publishPorts(rec *state.Record, ip net.IP, bridge, table string
 	}
 	pub, err := netns.Publish(netns.PublishOptions{
 		Table: table, Bridge: bridge, Subnet: subnet,
-		ContainerID: rec.ID, ContainerIP: ip, Ports: maps,
+		ContainerID: rec.ID, ContainerIP: ip, Ports: maps, DialNS: dialNS,
 	})
 	if err != nil {
+		if e.cfg.Rootless && errors.Is(err, syscall.EACCES) {
+			err = fmt.Errorf("%w (rootless: ports below net.ipv4.ip_unprivileged_port_start, 1024 by default, are root's)", err)
+		}
 		return nil, err
 	}
 	pm := resolvedPortMap(pub)
@@ -172,7 +181,10 @@ func (e *Engine) publishPorts(rec *state.Record, ip net.IP, bridge, table string
 // monitor is gone (its proxies went with it): the nftables rules, and the
 // ports in its state.
 func (e *Engine) unpublishPorts(id, table string) error {
-	err := netns.Unpublish(table, id)
+	var err error
+	if !e.cfg.Rootless { // (rootless ports are proxies only: no rules)
+		err = netns.Unpublish(table, id)
+	}
 	e.updateState(id, func(st *state.State) { st.Ports = nil })
 	return err
 }
@@ -265,5 +277,5 @@ func (e *Engine) publishAttached(rec *state.Record) (*netns.Published, error) {
 	a := st.Networks[0]
 	ip := net.ParseIP(a.IP)
 	subnet := &net.IPNet{IP: ip.Mask(net.CIDRMask(a.Prefix, 32)), Mask: net.CIDRMask(a.Prefix, 32)}
-	return e.publishPorts(rec, ip, a.Bridge, a.Table, subnet)
+	return e.publishPorts(rec, ip, a.Bridge, a.Table, subnet, e.netStore().Namespace())
 }

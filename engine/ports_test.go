@@ -209,7 +209,7 @@ func TestPublishPortsState(t *testing.T) {
 		st.Status, st.Pid, st.PidStart = state.StatusRunning, os.Getpid(), start
 	}))
 	_, subnet, _ := net.ParseCIDR("10.213.5.0/24")
-	pub, err := e.publishPorts(rec, net.IPv4(10, 213, 5, 2), "br-eports", "berth-eports", subnet)
+	pub, err := e.publishPorts(rec, net.IPv4(10, 213, 5, 2), "br-eports", "berth-eports", subnet, "")
 	must(err)
 	defer pub.Close()
 	hp := pub.Ports[0].HostPort
@@ -255,7 +255,7 @@ func TestPublishPortsState(t *testing.T) {
 		hc := *rec.HostConfig
 		hc.NetworkMode = container.NetworkMode(mode)
 		r.HostConfig = &hc
-		p, err := e.publishPorts(&r, net.IPv4(10, 213, 5, 2), "br-eports", "berth-eports", subnet)
+		p, err := e.publishPorts(&r, net.IPv4(10, 213, 5, 2), "br-eports", "berth-eports", subnet, "")
 		if p != nil || err != nil {
 			t.Errorf("--network %s published: %v %v", mode, p, err)
 		}

@@ -23,7 +23,7 @@ func (e *Engine) RootlessNotes() []string {
 		return nil
 	}
 	notes := []string{
-		"networks: the default is slirp4netns (outbound traffic, published ports through it); none and host work; bridge networks need root",
+		"networks: the default is slirp4netns; bridge networks live in the user's rootless network namespace (engine/rootlessnet.go), their published ports are proxies",
 	}
 	if rootless.SingleMapping() {
 		notes = append(notes, "subordinate ids: none for this user in /etc/subuid and /etc/subgid: containers have a single uid and gid (root)")
@@ -35,16 +35,13 @@ func (e *Engine) RootlessNotes() []string {
 }
 
 // rootlessHostConfig checks a container's settings against what a
-// rootless berth can do, and makes its default network slirp4netns (no
-// bridge can be made without root). It returns a copy.
+// rootless berth can do, and makes its default network slirp4netns
+// (podman's rootless default; bridge networks are in the rootless
+// network namespace). It returns a copy.
 func rootlessHostConfig(in *container.HostConfig) (*container.HostConfig, error) {
 	hc := *in
-	kind, _ := networkMode(&hc)
-	switch {
-	case hc.NetworkMode == "" || hc.NetworkMode == "default":
+	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
 		hc.NetworkMode = modeSlirp
-	case kind == modeBridge:
-		return nil, invalidf("rootless: --network %s: bridge networks need root; use --network slirp4netns (the default), none or host", hc.NetworkMode)
 	}
 	if string(hc.UsernsMode) == usernsKeepID && rootless.SingleMapping() {
 		return nil, invalidf("rootless: --userns=keep-id needs subordinate ids (/etc/subuid, /etc/subgid) for the container's root")

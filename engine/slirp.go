@@ -1,12 +1,12 @@
 package engine
 
-// Rootless outbound networking and published ports (docs/compat.md,
-// Rootless): slirp4netns gives the container's network namespace a tap
-// device whose traffic it carries over ordinary sockets of the user on
-// the host; published ports are its host forwards.
+// Rootless outbound networking (docs/compat.md, Rootless): slirp4netns
+// gives a network namespace (a container's, or the rootless network
+// namespace of engine/rootlessnet.go) a tap device whose traffic it
+// carries over ordinary sockets of the user on the host. Published ports
+// are berth's own proxies (netns.Publish with DialNS).
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,35 +42,29 @@ const (
 // slirpReadyTimeout bounds the wait for slirp4netns to configure tap0.
 const slirpReadyTimeout = 10 * time.Second
 
-// slirp is a container's running slirp4netns.
+// slirp is a running slirp4netns.
 type slirp struct {
 	cmd    *exec.Cmd
 	exitW  *os.File // closing it makes slirp4netns exit (--exit-fd)
-	sock   string   // its API socket
 	stderr *limitedBuffer
 	once   sync.Once
-}
-
-// slirpSocket is where a container's slirp4netns API socket is: short,
-// for sun_path's 108 bytes.
-func (e *Engine) slirpSocket(id string) string {
-	return filepath.Join(e.cfg.RunRoot, "slirp", id[:12]+".sock")
 }
 
 // startSlirp starts slirp4netns for the network namespace of pid (the
 // container's init child) and waits until tap0 is configured. The write
 // end of its exit pipe is this process's only: it exits when the
 // container stops, or when this monitor dies.
-func (e *Engine) startSlirp(id string, pid int) (*slirp, error) {
+func (e *Engine) startSlirp(pid int) (*slirp, error) {
+	return startSlirpFor(strconv.Itoa(pid))
+}
+
+// startSlirpFor starts slirp4netns for target (a pid; a path with
+// --netns-type=path in extra) and waits until tap0 is configured.
+func startSlirpFor(target string, extra ...string) (*slirp, error) {
 	bin, err := exec.LookPath("slirp4netns")
 	if err != nil {
-		return nil, errors.New("rootless: the slirp4netns network needs slirp4netns, which is not installed (in PATH); use --network none or host")
+		return nil, errors.New("rootless: networking needs slirp4netns, which is not installed (in PATH); use --network none or host")
 	}
-	sock := e.slirpSocket(id)
-	if err := os.MkdirAll(filepath.Dir(sock), 0o700); err != nil {
-		return nil, err
-	}
-	os.Remove(sock) // a leftover of a crash
 	exitR, exitW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -83,9 +76,9 @@ func (e *Engine) startSlirp(id string, pid int) (*slirp, error) {
 		return nil, err
 	}
 	defer readyR.Close()
-	s := &slirp{exitW: exitW, sock: sock, stderr: &limitedBuffer{}}
-	s.cmd = exec.Command(bin, "--configure", "--mtu=65520", "--disable-host-loopback",
-		"--exit-fd=3", "--ready-fd=4", "--api-socket", sock, strconv.Itoa(pid), slirpIfname)
+	s := &slirp{exitW: exitW, stderr: &limitedBuffer{}}
+	args := append([]string{"--configure", "--mtu=65520", "--disable-host-loopback", "--exit-fd=3", "--ready-fd=4"}, extra...)
+	s.cmd = exec.Command(bin, append(args, target, slirpIfname)...)
 	s.cmd.ExtraFiles = []*os.File{exitR, readyW}
 	s.cmd.Stderr = s.stderr
 	// Its own process group: a terminal's ^C is the container's.
@@ -141,88 +134,30 @@ func (s *slirp) stop() {
 			s.cmd.Process.Kill()
 			<-done
 		}
-		os.Remove(s.sock)
 	})
 }
 
-// call sends one request to the slirp4netns API and returns its "return".
-func (s *slirp) call(req any) (json.RawMessage, error) {
-	c, err := net.DialTimeout("unix", s.sock, 5*time.Second)
-	if err != nil {
-		return nil, err
+// publishSlirp publishes the ports of a container on the slirp4netns
+// network (its init child is pid): proxies in this process listen on the
+// host and connect to 10.0.2.100:PORT from inside the container's own
+// network namespace, so UDP answers find their way back to any client,
+// also on the host's loopback.
+func (e *Engine) publishSlirp(rec *state.Record, pid int) (*netns.Published, error) {
+	for _, m := range mustMappings(rec) {
+		if m.Proto == "sctp" {
+			return nil, fmt.Errorf("rootless: cannot publish %s: only tcp and udp ports are forwarded", m.String())
+		}
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return nil, err
-	}
-	c.(*net.UnixConn).CloseWrite()
-	var resp struct {
-		Return json.RawMessage `json:"return"`
-		Error  *struct {
-			Desc string `json:"desc"`
-		} `json:"error"`
-	}
-	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("slirp4netns API: %w", err)
-	}
-	if resp.Error != nil {
-		return nil, errors.New(resp.Error.Desc)
-	}
-	return resp.Return, nil
+	return e.publishPorts(rec, net.ParseIP(slirpIP), "", "", nil, fmt.Sprintf("/proc/%d/ns/net", pid))
 }
 
-// publishSlirp publishes the container's ports as slirp4netns host
-// forwards (host address:port → 10.0.2.100:port), and records them in
-// its state. The forwards go with slirp4netns.
-func (e *Engine) publishSlirp(rec *state.Record, s *slirp) error {
+// mustMappings is the container's port mappings (checked at create).
+func mustMappings(rec *state.Record) []netns.PortMapping {
 	if !publishesPorts(rec.HostConfig) {
 		return nil
 	}
-	maps, err := portMappings(rec.Config, rec.HostConfig)
-	if err != nil || len(maps) == 0 {
-		return err
-	}
-	var done []netns.PortMapping
-	for _, m := range maps {
-		if m.Proto == "sctp" {
-			return fmt.Errorf("rootless: cannot publish %s: slirp4netns forwards only tcp and udp", m.String())
-		}
-		if m.HostIP != nil && m.HostIP.To4() == nil {
-			return fmt.Errorf("rootless: cannot publish %s: slirp4netns forwards IPv4 host addresses only", m.String())
-		}
-		// The port is picked and checked as for root (the same errors),
-		// then handed to slirp4netns.
-		port, err := netns.ReservePort(m)
-		if errors.Is(err, syscall.EACCES) {
-			return fmt.Errorf("%w (rootless: ports below net.ipv4.ip_unprivileged_port_start, 1024 by default, are root's)", err)
-		}
-		if err != nil {
-			return err
-		}
-		hostAddr := "0.0.0.0"
-		if m.HostIP != nil {
-			hostAddr = m.HostIP.String()
-		}
-		proto := m.Proto
-		if proto == "" {
-			proto = "tcp"
-		}
-		_, err = s.call(map[string]any{"execute": "add_hostfwd", "arguments": map[string]any{
-			"proto": proto, "host_addr": hostAddr, "host_port": port,
-			"guest_addr": slirpIP, "guest_port": m.ContainerPort,
-		}})
-		m.HostPort, m.HostPortEnd = port, 0
-		if err != nil {
-			return fmt.Errorf("cannot publish %s: %v", m.String(), err)
-		}
-		if m.HostIP == nil {
-			m.HostIP = net.IPv4zero
-		}
-		done = append(done, m)
-	}
-	pm := resolvedPortMap(&netns.Published{Ports: done})
-	return e.updateState(rec.ID, func(st *state.State) { st.Ports = pm })
+	maps, _ := portMappings(rec.Config, rec.HostConfig)
+	return maps
 }
 
 // slirpEndpoint is the inspect entry of a running slirp4netns container.
@@ -234,10 +169,12 @@ func slirpEndpoint() *network.EndpointSettings {
 	}
 }
 
-// slirpDNSConfig gives a slirp4netns container slirp's DNS forwarder as
-// its nameserver unless --dns is given.
-func slirpDNSConfig(hc *container.HostConfig) *container.HostConfig {
-	if kind, _ := networkMode(hc); kind != modeSlirp || len(hc.DNS) > 0 {
+// slirpDNSConfig gives a container whose traffic leaves through
+// slirp4netns (its own, or rootless, the rootless network namespace's)
+// slirp's DNS forwarder as its nameserver unless --dns is given.
+func slirpDNSConfig(hc *container.HostConfig, rootless bool) *container.HostConfig {
+	kind, _ := networkMode(hc)
+	if !(kind == modeSlirp || rootless && kind == modeBridge) || len(hc.DNS) > 0 {
 		return hc
 	}
 	c := *hc

@@ -124,18 +124,39 @@ func RemoveBridge(n *Network) error {
 	return deleteTable(n.Table())
 }
 
+// removeBridge is RemoveBridge where the store's bridges are. A rootless
+// store whose namespace was never made has nothing to remove.
+func (s *Store) removeBridge(n *Network) error {
+	if s.nsPath != "" && !IsNamespace(s.nsPath) {
+		return nil
+	}
+	return Do(s.nsPath, func() error { return RemoveBridge(n) })
+}
+
+// IsNamespace tells whether path is a network namespace (a bind mount of
+// one, or /proc/PID/ns/net).
+func IsNamespace(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
+
 // EnsureBridge makes sure n's bridge exists, making it again after a
 // reboot (or after its removal by hand). This is on every container
 // start: the common case is one netlink lookup.
 func (s *Store) EnsureBridge(n *Network) (*Network, error) {
-	if _, err := netlink.LinkByName(n.Bridge); err == nil {
+	exists := false
+	if err := s.Do(func() error {
+		if _, err := netlink.LinkByName(n.Bridge); err != nil {
+			return nil
+		}
+		exists = true
 		if !n.Internal {
 			// Someone may have turned it off since (one read of /proc).
-			if err := enableForwarding(); err != nil {
-				return nil, err
-			}
+			return enableForwarding()
 		}
-		return n, nil
+		return nil
+	}); err != nil || exists {
+		return n, err
 	}
 	lock, err := s.LockNetwork(n.Name)
 	if err != nil {
@@ -145,18 +166,22 @@ func (s *Store) EnsureBridge(n *Network) (*Network, error) {
 	if cur, err := s.Get(n.Name); err == nil {
 		n = cur
 	}
-	if _, err := netlink.LinkByName(n.Bridge); err == nil {
-		return n, nil
-	}
 	eps, _ := s.Endpoints(n.Name)
-	glock, err := LockGlobal()
+	glock, err := s.lockGlobal()
 	if err != nil {
 		return nil, err
 	}
 	defer glock.Unlock()
-	taken, err := hostNetworks(n.Bridge)
-	if err != nil {
-		return nil, err
+	var taken []takenNet
+	if err := s.Do(func() error {
+		if _, err := netlink.LinkByName(n.Bridge); err == nil {
+			exists = true
+			return nil
+		}
+		taken, err = hostNetworks(n.Bridge)
+		return err
+	}); err != nil || exists {
+		return n, err
 	}
 	if t := overlapping(n.IPNet(), taken); t != "" {
 		if !n.IsDefault() || len(eps) > 0 {
@@ -178,7 +203,7 @@ func (s *Store) EnsureBridge(n *Network) (*Network, error) {
 			return nil, err
 		}
 	}
-	if err := makeBridge(n); err != nil {
+	if err := s.Do(func() error { return makeBridge(n) }); err != nil {
 		return nil, err
 	}
 	return n, nil

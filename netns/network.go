@@ -86,11 +86,50 @@ func (n *Network) Prefix() int {
 type Store struct {
 	root string
 	dir  string
+
+	// Where the bridges are (a rootless user's: see In): the network
+	// namespace at nsPath ("" for the caller's), made ready by prepare,
+	// with globalLock as the lock of subnet choices in it.
+	nsPath     string
+	prepare    func() error
+	globalLock string
 }
 
-// OpenStore opens the networks of the berth store at root.
+// OpenStore opens the networks of the berth store at root, whose bridges
+// are in the caller's network namespace (the host's).
 func OpenStore(root string) *Store {
-	return &Store{root: root, dir: filepath.Join(root, "networks")}
+	return &Store{root: root, dir: filepath.Join(root, "networks"), globalLock: GlobalLockPath}
+}
+
+// In puts the store's bridges, their nftables tables and the host ends
+// of the containers' veths in the network namespace at path, which
+// prepare makes ready (called before each use; it must be cheap when the
+// namespace is there already), and makes lockPath the lock held while a
+// subnet is chosen there. This is a rootless berth's: its bridges live
+// in a namespace of the user's (engine/rootlessnet.go).
+func (s *Store) In(path, lockPath string, prepare func() error) *Store {
+	c := *s
+	c.nsPath, c.prepare, c.globalLock = path, prepare, lockPath
+	return &c
+}
+
+// Namespace is the path of the network namespace holding the store's
+// bridges; "" for the caller's own.
+func (s *Store) Namespace() string { return s.nsPath }
+
+// Do runs fn where the store's bridges are: in the caller's namespace,
+// or (see In) on a thread moved into the store's, made ready first.
+// Host-side operations of veths and port rules go through it.
+func (s *Store) Do(fn func() error) error {
+	if s.nsPath == "" {
+		return fn()
+	}
+	if s.prepare != nil {
+		if err := s.prepare(); err != nil {
+			return err
+		}
+	}
+	return Do(s.nsPath, fn)
 }
 
 // Root is the berth store's root directory.
@@ -125,9 +164,17 @@ func (s *Store) LockNetwork(name string) (*state.Lock, error) {
 
 // LockGlobal takes the host-wide network lock.
 func LockGlobal() (*state.Lock, error) {
-	os.MkdirAll(filepath.Dir(GlobalLockPath), 0o755)
-	return state.LockFile(GlobalLockPath)
+	return lockGlobalAt(GlobalLockPath)
 }
+
+func lockGlobalAt(path string) (*state.Lock, error) {
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	return state.LockFile(path)
+}
+
+// lockGlobal takes the lock of subnet choices where the store's bridges
+// are (the host's, or a rootless user's namespace's).
+func (s *Store) lockGlobal() (*state.Lock, error) { return lockGlobalAt(s.globalLock) }
 
 // Get reads a network's configuration by name.
 func (s *Store) Get(name string) (*Network, error) {
@@ -356,13 +403,13 @@ func (s *Store) newNetwork(req CreateRequest) (*Network, error) {
 // against the host and the store's other networks, writes the
 // configuration and makes the bridge, all under the host-wide lock.
 func (s *Store) allocateAndMake(n *Network, choose bool) error {
-	glock, err := LockGlobal()
+	glock, err := s.lockGlobal()
 	if err != nil {
 		return err
 	}
 	defer glock.Unlock()
-	taken, err := hostNetworks("")
-	if err != nil {
+	var taken []takenNet
+	if err := s.Do(func() (err error) { taken, err = hostNetworks(""); return err }); err != nil {
 		return err
 	}
 	others, err := s.List()
@@ -389,7 +436,7 @@ func (s *Store) allocateAndMake(n *Network, choose bool) error {
 	if err := s.save(n); err != nil {
 		return err
 	}
-	if err := makeBridge(n); err != nil {
+	if err := s.Do(func() error { return makeBridge(n) }); err != nil {
 		os.Remove(s.configPath(n.Name))
 		return err
 	}
@@ -428,7 +475,7 @@ func (s *Store) Remove(n *Network) error {
 		return err
 	}
 	defer lock.Unlock()
-	if err := RemoveBridge(n); err != nil {
+	if err := s.removeBridge(n); err != nil {
 		return err
 	}
 	os.Remove(s.ipamPath(n.Name))

@@ -123,6 +123,12 @@ type PublishOptions struct {
 	ContainerID string     // tags the rules (comment "berth:<ID>")
 	ContainerIP net.IP     // the container's IPv4 address on Bridge
 	Ports       []PortMapping
+	// DialNS, when set, is the network namespace (a path) from which the
+	// container is reached: a rootless user's, whose bridges the host's
+	// nftables cannot see. Every mapping is then served by the proxy
+	// (IPv4 and IPv6, loopback or not; no SCTP), which listens in the
+	// caller's namespace and connects from DialNS; no rules are added.
+	DialNS string
 }
 
 // Published holds a container's published ports while it runs.
@@ -172,12 +178,24 @@ func Publish(o PublishOptions) (*Published, error) {
 			p.Close()
 		}
 	}()
+	dial := directDialer
+	if o.DialNS != "" {
+		fd, err := unix.Open(o.DialNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("publishing ports: opening network namespace %s: %w", o.DialNS, err)
+		}
+		p.closers = append(p.closers, func() { unix.Close(fd) })
+		dial = nsDialer(fd)
+	}
 	var listeners []any
 	needDNAT := false
 	for _, m := range o.Ports {
 		m.Proto = m.proto()
 		if m.ContainerPort == 0 {
 			return nil, fmt.Errorf("publishing %s: container port 0", m.hostString())
+		}
+		if o.DialNS != "" && m.Proto == "sctp" {
+			return nil, fmt.Errorf("cannot publish %s: sctp ports are not forwarded here (rootless berth forwards tcp and udp)", m.String())
 		}
 		ln, port, err := reserve(m)
 		if err != nil {
@@ -190,7 +208,7 @@ func Publish(o PublishOptions) (*Published, error) {
 		if m.HostIP == nil && dualStack(ln) {
 			p.IPv6 = true
 		}
-		needDNAT = needDNAT || m.dnat()
+		needDNAT = needDNAT || m.dnat() && o.DialNS == ""
 	}
 	if needDNAT {
 		if o.Table == "" || o.Bridge == "" {
@@ -216,11 +234,11 @@ func Publish(o PublishOptions) (*Published, error) {
 		target := &net.TCPAddr{IP: cip, Port: int(m.ContainerPort)}
 		switch ln := listeners[i].(type) {
 		case *net.TCPListener:
-			tp := &tcpProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+			tp := &tcpProxy{ln: ln, target: target, dial: dial, conns: map[net.Conn]struct{}{}}
 			p.closers = append(p.closers, tp.close)
 			go tp.serve()
 		case *net.UDPConn:
-			up := &udpProxy{ln: ln, target: &net.UDPAddr{IP: cip, Port: int(m.ContainerPort)}, flows: map[string]*udpFlow{}}
+			up := &udpProxy{ln: ln, target: &net.UDPAddr{IP: cip, Port: int(m.ContainerPort)}, dial: dial, flows: map[string]*udpFlow{}}
 			p.closers = append(p.closers, up.close)
 			p.udp = append(p.udp, up)
 			go up.serve()

@@ -16,9 +16,34 @@ import (
 // proxyDialTimeout bounds the connection to the container.
 const proxyDialTimeout = 10 * time.Second
 
+// dialer connects a proxy to the container: network is tcp4 or udp4.
+type dialer func(network, addr string) (net.Conn, error)
+
+func directDialer(network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: proxyDialTimeout}
+	return d.Dial(network, addr)
+}
+
+// nsDialer connects from the network namespace open at fd: the socket is
+// made on a thread in it (and stays in it), then used from anywhere.
+func nsDialer(fd int) dialer {
+	return func(network, addr string) (c net.Conn, err error) {
+		if nerr := DoFd(fd, func() error {
+			// A locked goroutine keeps its thread while the connect
+			// waits in the poller.
+			c, err = directDialer(network, addr)
+			return nil
+		}); nerr != nil {
+			return nil, nerr
+		}
+		return c, err
+	}
+}
+
 type tcpProxy struct {
 	ln     *net.TCPListener
 	target *net.TCPAddr
+	dial   dialer
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -66,8 +91,7 @@ func (p *tcpProxy) handle(client *net.TCPConn) {
 		client.Close()
 		return
 	}
-	d := net.Dialer{Timeout: proxyDialTimeout}
-	uc, err := d.Dial("tcp4", p.target.String())
+	uc, err := p.dial("tcp4", p.target.String())
 	if err != nil {
 		// The container does not listen (yet): the client sees the
 		// connection closed, as with docker-proxy.
@@ -114,6 +138,7 @@ func (p *tcpProxy) close() {
 type udpProxy struct {
 	ln     *net.UDPConn
 	target *net.UDPAddr
+	dial   dialer
 
 	mu     sync.Mutex
 	flows  map[string]*udpFlow
@@ -168,10 +193,11 @@ func (p *udpProxy) flow(from netip.AddrPort) *udpFlow {
 	if f := p.flows[key]; f != nil {
 		return f
 	}
-	c, err := net.DialUDP("udp4", nil, p.target)
+	uc, err := p.dial("udp4", p.target.String())
 	if err != nil {
 		return nil
 	}
+	c := uc.(*net.UDPConn)
 	f := &udpFlow{conn: c, last: time.Now()}
 	p.flows[key] = f
 	go p.answer(key, from, f)

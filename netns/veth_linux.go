@@ -96,40 +96,34 @@ func CreateVeth(n *Network, pid int, ifname, hostVeth string) error {
 
 // ConfigurePeer gives the container's end of a veth made by CreateVeth
 // its MAC and address, brings it up and, with a gateway, adds the
-// default route.
+// default route. It works on a thread in the container's namespace (see
+// Do: netlink's own NewHandleAt would move a thread back to a namespace
+// a rootless berth cannot re-enter).
 func ConfigurePeer(ifc Interface) error {
-	ns, err := vnetns.GetFromPid(ifc.Pid)
-	if err != nil {
-		return fmt.Errorf("opening network namespace of pid %d: %w", ifc.Pid, err)
-	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return fmt.Errorf("netlink in the container's namespace: %w", err)
-	}
-	defer h.Close()
-	peer, err := h.LinkByName(ifc.Name)
-	if err != nil {
-		return fmt.Errorf("finding %s in the container: %w", ifc.Name, err)
-	}
-	if len(ifc.MAC) == 6 {
-		if err := h.LinkSetHardwareAddr(peer, ifc.MAC); err != nil {
-			return fmt.Errorf("setting MAC address %s of %s: %w", ifc.MAC, ifc.Name, err)
+	return Do(fmt.Sprintf("/proc/%d/ns/net", ifc.Pid), func() error {
+		peer, err := netlink.LinkByName(ifc.Name)
+		if err != nil {
+			return fmt.Errorf("finding %s in the container: %w", ifc.Name, err)
 		}
-	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ifc.IP.To4(), Mask: net.CIDRMask(ifc.Prefix, 32)}}
-	if err := h.AddrAdd(peer, addr); err != nil {
-		return fmt.Errorf("adding %s to %s: %w", addr.IPNet, ifc.Name, err)
-	}
-	if err := h.LinkSetUp(peer); err != nil {
-		return fmt.Errorf("bringing up %s: %w", ifc.Name, err)
-	}
-	if ifc.Gateway != nil {
-		if err := h.RouteAdd(&netlink.Route{LinkIndex: peer.Attrs().Index, Gw: ifc.Gateway.To4()}); err != nil {
-			return fmt.Errorf("adding default route via %s: %w", ifc.Gateway, err)
+		if len(ifc.MAC) == 6 {
+			if err := netlink.LinkSetHardwareAddr(peer, ifc.MAC); err != nil {
+				return fmt.Errorf("setting MAC address %s of %s: %w", ifc.MAC, ifc.Name, err)
+			}
 		}
-	}
-	return nil
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: ifc.IP.To4(), Mask: net.CIDRMask(ifc.Prefix, 32)}}
+		if err := netlink.AddrAdd(peer, addr); err != nil {
+			return fmt.Errorf("adding %s to %s: %w", addr.IPNet, ifc.Name, err)
+		}
+		if err := netlink.LinkSetUp(peer); err != nil {
+			return fmt.Errorf("bringing up %s: %w", ifc.Name, err)
+		}
+		if ifc.Gateway != nil {
+			if err := netlink.RouteAdd(&netlink.Route{LinkIndex: peer.Attrs().Index, Gw: ifc.Gateway.To4()}); err != nil {
+				return fmt.Errorf("adding default route via %s: %w", ifc.Gateway, err)
+			}
+		}
+		return nil
+	})
 }
 
 // DetachVeth deletes the veth pair whose host end is hostVeth; a missing
