@@ -4,8 +4,13 @@
 #   berth-slirp  run --rm --pull=never busybox true      (the rootless default
 #                                                        network, slirp4netns;
 #                                                        if installed)
+#   berth-bridge run --rm --pull=never --network bridge --dns 127.0.0.1
+#                busybox true                            (a bridge in the user's
+#                                                        rootless network
+#                                                        namespace)
 #   podman --runtime runc --cgroup-manager cgroupfs run --rm --pull=never
 #          --network none localhost/… true               (if installed)
+#   podman-slirp  the same with --network slirp4netns
 # run as an ordinary user with subordinate ids, N rounds (default 30), the
 # two taking turns, medians in ms. Run as root: it uses (and creates if
 # missing) the user berthtest with /etc/subuid and /etc/subgid ranges, as
@@ -50,6 +55,7 @@ cleanup() {
 	# The store's files belong to subordinate ids: removed from inside the
 	# user namespace; then this bench's own pause process goes.
 	as_user "$BERTH" unshare rm -rf "$H/data/berth" 2>/dev/null
+	# (its rootless network namespace's keeper and slirp4netns end with it)
 	[ -f "$H/run/berth/pause.pid" ] && kill "$(cat "$H/run/berth/pause.pid")" 2>/dev/null
 	rm -rf "$TMP"
 }
@@ -60,13 +66,18 @@ names=(berth) cmds=("$BERTH run --rm --pull=never --network none busybox true")
 if command -v slirp4netns >/dev/null 2>&1; then
 	# slirp4netns opens /dev/net/tun as the user: the standard mode (udev's).
 	[ -c /dev/net/tun ] && chmod 0666 /dev/net/tun
-	names+=(berth-slirp)
-	cmds+=("$BERTH run --rm --pull=never busybox true")
+	names+=(berth-slirp berth-bridge)
+	cmds+=("$BERTH run --rm --pull=never busybox true"
+		"$BERTH run --rm --pull=never --network bridge --dns 127.0.0.1 busybox true")
 fi
 if command -v podman >/dev/null 2>&1 && as_user podman import "$H/busybox.tar" localhost/berth-rlbench >/dev/null 2>&1; then
 	PODMAN=1
 	names+=(podman)
 	cmds+=("podman --runtime runc --cgroup-manager cgroupfs run --rm --pull=never --network none localhost/berth-rlbench true")
+	if command -v slirp4netns >/dev/null 2>&1; then
+		names+=(podman-slirp)
+		cmds+=("podman --runtime runc --cgroup-manager cgroupfs run --rm --pull=never --network slirp4netns --dns 127.0.0.1 localhost/berth-rlbench true")
+	fi
 else
 	echo "podman: not installed (or rootless import failed); berth only"
 fi
@@ -85,7 +96,7 @@ done
 median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1000}'; }
 echo "== rootless run --rm true as $USER_NAME, $N rounds, interleaved, medians (runuser included):"
 for name in "${names[@]}"; do
-	printf '  %-11s %7s ms\n' "$name" "$(median "$TMP/$name.times")"
+	printf '  %-13s %7s ms\n' "$name" "$(median "$TMP/$name.times")"
 done
 if [ -n "${PODMAN:-}" ]; then
 	awk -v b="$(median "$TMP/berth.times")" -v p="$(median "$TMP/podman.times")" \
