@@ -15,7 +15,8 @@ import (
 )
 
 // generateCommand is podman's `generate systemd`: a unit file that runs a
-// container with the berth binary itself (docs/systemd.md).
+// container with the berth binary itself (docs/systemd.md); run by an
+// ordinary user, a unit for the user's own manager (systemctl --user).
 func generateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "generate",
@@ -103,20 +104,21 @@ var validRestartPolicy = map[string]bool{
 }
 
 type unitOptions struct {
-	Exe string // absolute path of the berth binary
+	Exe               string // absolute path of the berth binary
+	UseName, New      bool
+	RestartPolicy     string
+	StopTimeout       *int
+	Prefix, Separator string
+	Header            bool
+	Now               time.Time
+
 	// User: a unit for the user's systemd manager (systemctl --user), made
-	// by a rootless berth: WantedBy=default.target, no system targets.
+	// by a rootless berth: no system targets (docs/systemd.md, Rootless).
 	User bool
 	// DefaultRoot, DefaultRunRoot: the store berth uses where the unit
 	// runs when nothing names one ("": root's /var/lib/berth, /run/berth).
 	// A unit for another store sets BERTH_ROOT and BERTH_RUNROOT.
 	DefaultRoot, DefaultRunRoot string
-	UseName, New                bool
-	RestartPolicy               string
-	StopTimeout                 *int
-	Prefix, Separator           string
-	Header                      bool
-	Now                         time.Time
 }
 
 // Paths berth uses when neither flags nor the environment say otherwise;
