@@ -23,6 +23,8 @@
 //	                           (checked: Shutdown(false) unmounts the overlay
 //	                           home), so by default any mount is a leak.
 //
+// $CONTRIB is the repository's contrib/ directory (unit files under test).
+//
 // Every scenario starts with an empty store under $WORK/root and
 // $WORK/run into which busybox has been imported as "busybox" (CMD ["sh"]).
 // At the end of every scenario the harness removes all containers, waits for
@@ -384,6 +386,9 @@ func setupScenario(env *testscript.Env) error {
 	env.Setenv("UDPECHO", udpechoBin)
 	env.Setenv("SDNOTIFY", sdnotifyBin)
 	env.Setenv("BERTH_BIN", berthBin)
+	if d, err := filepath.Abs("contrib"); err == nil {
+		env.Setenv("CONTRIB", d)
+	}
 	env.Setenv("REGISTRY", registryAddr)
 	env.Setenv("REGISTRY_DATA", registryData)
 	env.Setenv("AUTH_REGISTRY", authRegistryAddr)

@@ -43,7 +43,13 @@ func main() {
 		// first use). Join returns only on error. (Berth's own helpers
 		// started inside have joined already, and are root there, except
 		// in a --userns=keep-id container: UidEnv says so.)
-		err := rootless.Join(engine.DefaultConfig().RunRoot)
+		// The pause process is recorded in the runtime directory: the
+		// global --runroot moves it too, as BERTH_RUNROOT does.
+		runRoot := engine.DefaultConfig().RunRoot
+		if v := rootless.RunRootArg(os.Args); v != "" {
+			runRoot = v
+		}
+		err := rootless.Join(runRoot)
 		fmt.Fprintf(os.Stderr, "Error: rootless: %s\n", oneLine(err.Error()))
 		os.Exit(125)
 	}

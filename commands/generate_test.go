@@ -88,3 +88,44 @@ func TestRenderUnit(t *testing.T) {
 		t.Errorf("--new without a recorded command: no error")
 	}
 }
+
+func TestRenderUserUnit(t *testing.T) {
+	app := NewApp(io.Discard, io.Discard)
+	info := &engine.UnitInfo{
+		ID: strings.Repeat("ab", 32), Name: "web", PIDFile: "/run/user/1000/berth/containers/x/monitor.pid",
+		Config:        engine.Config{Root: "/home/u/.local/share/berth", RunRoot: "/run/user/1000/berth", Rootless: true},
+		CreateCommand: []string{"berth", "create", "--name", "web", "img"},
+	}
+	o := unitOptions{Exe: "/usr/bin/berth", UseName: true, RestartPolicy: "on-failure", Prefix: "container", Separator: "-",
+		User: true, DefaultRoot: "/home/u/.local/share/berth", DefaultRunRoot: "/run/user/1000/berth"}
+	for _, newUnit := range []bool{false, true} {
+		o.New = newUnit
+		_, text, err := renderUnit(info, o, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"\nWantedBy=default.target\n", "\nAfter=berth-restart.service\n", "\nRequiresMountsFor=/home/u/.local/share/berth /run/user/1000/berth\n"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("user unit (new %v) lacks %q:\n%s", newUnit, want, text)
+			}
+		}
+		// The user manager's own paths are berth's defaults there; it has
+		// no network-online.target; the user runs the unit.
+		for _, bad := range []string{"BERTH_ROOT", "BERTH_RUNROOT", "network-online", "multi-user", "\nUser="} {
+			if strings.Contains(text, bad) {
+				t.Errorf("user unit (new %v) has %q:\n%s", newUnit, bad, text)
+			}
+		}
+	}
+	// Another store (XDG_DATA_HOME, flags, another XDG_RUNTIME_DIR) is named.
+	info.Config.Root, info.Config.RunRoot = "/data/berth", "/tmp/run/berth"
+	_, text, err := renderUnit(info, o, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\nEnvironment=BERTH_ROOT=/data/berth\n", "\nEnvironment=BERTH_RUNROOT=/tmp/run/berth\n"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("user unit lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -77,3 +77,40 @@ func TestCheckRunDir(t *testing.T) {
 		}
 	}
 }
+
+func TestRunRootArg(t *testing.T) {
+	wd, _ := os.Getwd()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"berth", "ps"}, ""},
+		{[]string{"berth", "--runroot", "/r", "ps"}, "/r"},
+		{[]string{"berth", "--runroot=/r", "ps"}, "/r"},
+		{[]string{"berth", "-runroot", "/r", "ps"}, "/r"},
+		{[]string{"berth", "--root", "/x", "--storage-driver", "vfs", "--runroot", "/r", "ps"}, "/r"},
+		{[]string{"berth", "--root", "--runroot", "ps"}, ""}, // --runroot is --root's value
+		{[]string{"berth", "--runroot", "/a", "--runroot=/b", "ps"}, "/b"},
+		{[]string{"berth", "--runroot", "rel", "ps"}, filepath.Join(wd, "rel")},
+		{[]string{"berth", "ps", "--runroot", "/r"}, ""}, // not a global flag there
+		{[]string{"berth", "run", "busybox", "--runroot", "/r"}, ""},
+		{[]string{"berth", "--", "--runroot", "/r"}, ""},
+		{[]string{"berth", "--runroot"}, ""},
+		{[]string{"berth", "--version", "--runroot", "/r"}, "/r"},
+	}
+	for _, c := range cases {
+		if got := RunRootArg(c.args); got != c.want {
+			t.Errorf("RunRootArg(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+}
+
+func TestManagerPaths(t *testing.T) {
+	root, run, ok := ManagerPaths(0)
+	if !ok || run != "/run/user/0/berth" || !filepath.IsAbs(root) || filepath.Base(root) != "berth" {
+		t.Errorf("ManagerPaths(0) = %q %q %v", root, run, ok)
+	}
+	if _, run, ok := ManagerPaths(987654); ok || run != "/run/user/987654/berth" {
+		t.Errorf("unknown uid: %q %v", run, ok)
+	}
+}
