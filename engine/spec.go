@@ -195,6 +195,9 @@ func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string, volumeSources
 		}
 		spec.Linux.Devices = append(spec.Linux.Devices, dev)
 	}
+	if err := e.reachableFor(rec, spec); err != nil { // engine/userns.go
+		return nil, err
+	}
 	return spec, nil
 }
 
