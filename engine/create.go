@@ -37,6 +37,9 @@ type CreateOptions struct {
 	SdNotify string
 	// Replace removes a container of the same name first (--replace).
 	Replace bool
+	// Warn, when set, receives warnings about the container made (a
+	// rootless berth's limits that cannot be applied).
+	Warn func(msg string)
 
 	id string // set by Run when it forked the init child before creating
 }
@@ -178,6 +181,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		e.containers.Remove(rec.ID)
 		e.removeVolumesQuietly(createdVolumes)
 		return nil, fmt.Errorf("creating container rootfs: %w", err)
+	}
+	if u := unappliedLimits(rec.HostConfig.Resources); len(u) > 0 && o.Warn != nil {
+		o.Warn(limitsWarning(u)) // engine/rootlesscg.go
 	}
 	return rec, nil
 }
