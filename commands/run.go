@@ -297,6 +297,7 @@ func createOptions(c *cli.Context) (*engine.CreateOptions, error) {
 		HealthOnFailure: onFailure,
 		SdNotify:        c.String("sdnotify"), Replace: c.Bool("replace"),
 		CreateCommand: append([]string(nil), os.Args...), // for generate systemd --new
+		Warn:          func(msg string) { fmt.Fprintln(c.App.ErrWriter, msg) },
 	}, nil
 }
 

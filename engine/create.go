@@ -37,6 +37,9 @@ type CreateOptions struct {
 	SdNotify string
 	// Replace removes a container of the same name first (--replace).
 	Replace bool
+	// Warn, when set, receives warnings about the container made (a
+	// rootless berth's limits that cannot be applied).
+	Warn func(msg string)
 
 	id string // set by Run when it forked the init child before creating
 }
@@ -145,14 +148,27 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 
 	// The container's layer is made while its record is written: the two
 	// do not depend on each other, and both wait on the disk.
+	// With --userns=auto the layer is made first: c/storage chooses the
+	// container's range then, and the record keeps it.
 	rootfsDone := make(chan error, 1)
-	go func() {
-		ro := storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove}
-		if m := keepIDMaps(rec.HostConfig); m != nil {
-			ro.UIDMap, ro.GIDMap = m.storageMaps()
+	ro := storage.RootfsOptions{Volatile: rec.HostConfig.AutoRemove}
+	if m := usernsOf(rec.HostConfig); m.kind == usernsAuto {
+		err := withRootlessUser(func() error {
+			uids, gids, err := images.CreateRootfsAuto(rec.ID, img.ID, ro, m.size)
+			rec.IDMaps = idMapsFrom(uids, gids).record()
+			return err
+		})
+		if err != nil {
+			return nil, err
 		}
-		rootfsDone <- images.CreateRootfs(rec.ID, img.ID, ro)
-	}()
+		rootfsDone <- nil
+	} else {
+		if m := fixedMaps(rec.HostConfig); m != nil && e.cfg.Rootless {
+			ro.UIDMap, ro.GIDMap = m.storageMaps()
+			rec.IDMaps = m.record()
+		}
+		go func() { rootfsDone <- images.CreateRootfs(rec.ID, img.ID, ro) }()
+	}
 	rec.Driver = images.Driver()
 	createdVolumes, err := e.createRecordWithVolumes(rec, plan)
 	if err != nil {
@@ -165,6 +181,9 @@ func (e *Engine) Create(ctx context.Context, o CreateOptions) (*state.Record, er
 		e.containers.Remove(rec.ID)
 		e.removeVolumesQuietly(createdVolumes)
 		return nil, fmt.Errorf("creating container rootfs: %w", err)
+	}
+	if u := unappliedLimits(rec.HostConfig.Resources); len(u) > 0 && o.Warn != nil {
+		o.Warn(limitsWarning(u)) // engine/rootlesscg.go
 	}
 	return rec, nil
 }
@@ -237,19 +256,27 @@ func validateHostConfig(hc *container.HostConfig) error {
 	return nil
 }
 
-// validateUserns checks --userns: host (the default, berth's own user
-// namespace: the host's for root), and keep-id for a rootless berth.
-func validateUserns(hc *container.HostConfig, rootless bool) error {
-	switch m := string(hc.UsernsMode); {
-	case m == "" || m == "host":
-		return nil
-	case m == usernsKeepID && rootless:
-		return nil
-	case m == usernsKeepID:
-		return invalidf("--userns=keep-id is for rootless berth: root's containers are in the host's user namespace")
-	default:
-		return invalidf("--userns=%s is not supported (host, or keep-id rootless)", m)
+// validateUserns checks --userns (engine/userns.go): host (the default,
+// berth's own user namespace: the host's for root); keep-id and nomap for
+// a rootless berth with subordinate ids; auto rootless, or as root with
+// ranges of user "containers".
+func validateUserns(hc *container.HostConfig, isRootless bool) error {
+	m, err := parseUserns(string(hc.UsernsMode))
+	if err != nil {
+		return err
 	}
+	switch {
+	case m.kind == "":
+		return nil
+	case !isRootless && m.kind == usernsAuto:
+		return checkAutoRanges()
+	case !isRootless:
+		return invalidf("--userns=%s is for rootless berth: root's containers are in the host's user namespace (or --userns=auto)", m.kind)
+	case m.kind != usernsKeepID && rootless.SingleMapping():
+		// (keep-id: rootlessHostConfig says the same)
+		return invalidf("rootless: --userns=%s needs subordinate ids (/etc/subuid, /etc/subgid) for the container's root", m.kind)
+	}
+	return nil
 }
 
 // newRecord merges the image's config with what was asked for, the way

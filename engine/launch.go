@@ -42,7 +42,12 @@ func (e *Engine) forkInit(id string, cfg *container.Config, hc *container.HostCo
 		Exe: exe, HostNetwork: hc.NetworkMode == "host", JoinNetwork: isContainerMode(hc), Terminal: cfg.Tty, LateMounts: l.lateMounts,
 		Stdin: cio.childStdin, Stdout: cio.childStdout, Stderr: cio.childStderr,
 	}
-	if m := keepIDMaps(hc); m != nil && e.cfg.Rootless {
+	m, err := e.containerMaps(id, hc) // engine/userns.go
+	if err != nil {
+		cio.closeAll()
+		return nil, err
+	}
+	if m != nil {
 		fo.UidMappings, fo.GidMappings = m.forkMaps()
 	}
 	l.pending, err = oci.Fork(fo)

@@ -36,9 +36,10 @@ func (e *Engine) Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		return nil, err // refused before anything is created
 	}
 	// In the foreground the init child is forked first: it starts up and
-	// joins its cgroup while the container is being created.
+	// joins its cgroup while the container is being created (not with
+	// --userns=auto: its maps are chosen by the creation).
 	var l *launch
-	if c := o.Create; c.Config != nil && c.HostConfig != nil && isForeground(o.Detach, c.Config, o.Streams) && !withInit(c.HostConfig) && !restartsItself(c.HostConfig) {
+	if c := o.Create; c.Config != nil && c.HostConfig != nil && isForeground(o.Detach, c.Config, o.Streams) && !withInit(c.HostConfig) && !restartsItself(c.HostConfig) && usernsOf(c.HostConfig).kind != usernsAuto {
 		id, err := newID()
 		if err != nil {
 			return nil, err

@@ -377,6 +377,23 @@ func (e *Engine) Update(ctx context.Context, ref string, o UpdateOptions) error 
 	if err := validateResources(&hc); err != nil {
 		return err
 	}
+	// A rootless berth's limits without a cgroup to take them: nothing
+	// update could do (engine/rootlesscg.go).
+	var refused []unappliedLimit
+	for _, u := range unappliedLimits(hc.Resources) {
+		var flags []string
+		for _, f := range u.flags {
+			if set[strings.TrimPrefix(f, "--")] {
+				flags = append(flags, f)
+			}
+		}
+		if len(flags) > 0 {
+			refused = append(refused, unappliedLimit{flags, u.why})
+		}
+	}
+	if len(refused) > 0 {
+		return limitsError(refused)
+	}
 	if p := o.RestartPolicy; p != nil {
 		if hc.AutoRemove && !p.IsNone() {
 			return invalidf("restart policy cannot be updated because AutoRemove is enabled for the container")

@@ -88,8 +88,22 @@ func (e *Engine) LogPath(id string) string {
 	return filepath.Join(e.containers.Dir(id), "ctr.log")
 }
 
+// ContainerInspect is docker's inspect of a container, with podman's
+// HostConfig.IDMappings for a container with a user namespace of its own
+// (engine/userns.go).
+type ContainerInspect struct {
+	*container.InspectResponse
+	HostConfig *InspectHostConfig
+}
+
+// InspectHostConfig is docker's HostConfig plus podman's IDMappings.
+type InspectHostConfig struct {
+	*container.HostConfig
+	IDMappings *InspectIDMappings `json:",omitempty"`
+}
+
 // Inspect returns a container in Docker's inspect format.
-func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectResponse, error) {
+func (e *Engine) Inspect(ctx context.Context, ref string) (*ContainerInspect, error) {
 	c, err := e.Get(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -139,7 +153,10 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (*container.InspectRes
 			Networks:   e.inspectNetworks(rec, st),
 		},
 	}
-	return resp, nil
+	return &ContainerInspect{
+		InspectResponse: resp,
+		HostConfig:      &InspectHostConfig{HostConfig: rec.HostConfig, IDMappings: inspectIDMappings(rec.IDMaps)},
+	}, nil
 }
 
 // inspectNetworks is docker's NetworkSettings.Networks: one entry per

@@ -195,6 +195,9 @@ func (e *Engine) specFor(rec *state.Record, rootfs, cgroup string, volumeSources
 		}
 		spec.Linux.Devices = append(spec.Linux.Devices, dev)
 	}
+	if err := e.reachableFor(rec, spec); err != nil { // engine/userns.go
+		return nil, err
+	}
 	return spec, nil
 }
 
@@ -236,7 +239,9 @@ func userMounts(mps []state.MountPoint, volumeSources map[string]string) []specs
 // resourcesFor turns docker's resource settings into the OCI form that
 // oci.Cgroup applies, with docker's device rules.
 func resourcesFor(hc *container.HostConfig) (*specs.LinuxResources, error) {
-	r := hc.Resources
+	// A rootless berth runs without the limits it cannot apply (create
+	// warned about them): engine/rootlesscg.go.
+	r := withoutUnapplied(hc.Resources, unappliedLimits(hc.Resources))
 	out := &specs.LinuxResources{}
 	if r.Memory > 0 || r.MemoryReservation > 0 || r.MemorySwap != 0 || r.OomKillDisable != nil {
 		m := &specs.LinuxMemory{}
@@ -340,11 +345,7 @@ func hostDevice(d container.DeviceMapping) (specs.LinuxDevice, error) {
 // validateResources applies docker's limits on limits.
 func validateResources(hc *container.HostConfig) error {
 	r := hc.Resources
-	if oci.CgroupsDisabled() {
-		if flags := limitFlags(r); len(flags) > 0 {
-			return invalidf("rootless: %s cannot be applied: this user has no cgroup of its own (cgroup v1 delegates nothing to users; berth does not use cgroup v2 delegation yet): run as root for limits", strings.Join(flags, ", "))
-		}
-	}
+	// (A rootless berth's limits that no cgroup can take: engine/rootlesscg.go.)
 	if r.Memory > 0 && r.Memory < 6<<20 {
 		return invalidf("minimum memory limit allowed is 6MB")
 	}

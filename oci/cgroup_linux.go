@@ -29,20 +29,27 @@ func IsCgroup2() bool {
 	return unix.Statfs(cgroupRoot, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
+// cgroupsDisabled marks a rootless berth (DisableCgroups): the host's
+// cgroup tree is not its own (oci/rootlesscg_linux.go).
 var cgroupsDisabled bool
 
-// DisableCgroups makes this process run containers without cgroups: a
-// rootless berth, to which the host delegates none. CgroupPaths then
-// lists nothing, and CgroupsDisabled tells why limits cannot be applied.
+// DisableCgroups makes this process a rootless berth's: containers get no
+// cgroup of the host's, only one in a cgroup v2 subtree delegated to the
+// user, where there is one (RootlessDelegation). Without it CgroupPaths
+// lists nothing, and CgroupsDisabled is true.
 func DisableCgroups() { cgroupsDisabled = true }
 
-// CgroupsDisabled tells whether DisableCgroups was called.
-func CgroupsDisabled() bool { return cgroupsDisabled }
+// CgroupsDisabled tells whether containers get no cgroup at all: a
+// rootless berth to which no cgroup is delegated.
+func CgroupsDisabled() bool { return cgroupsDisabled && cgroupTop() == "" }
 
 // CgroupPaths lists the directories a cgroup of this name has (or would
 // have) on this host.
 func CgroupPaths(name string) (dirs []string, v2 bool) {
 	if cgroupsDisabled {
+		if top := cgroupTop(); top != "" {
+			return []string{filepath.Join(top, name)}, true
+		}
 		return nil, false
 	}
 	if IsCgroup2() {
@@ -121,19 +128,24 @@ func mkdirCpuset(dir string) error {
 // (cgroup v2), from the root down. Failures are left for the limits that
 // need them to report.
 func enableControllers(dir string) {
+	top := cgroupTop() // the host's root, or a rootless user's delegated cgroup
 	var chain []string
-	for d := dir; d != cgroupRoot && strings.HasPrefix(d, cgroupRoot); d = filepath.Dir(d) {
+	for d := dir; d != top && strings.HasPrefix(d, top+"/"); d = filepath.Dir(d) {
 		chain = append([]string{d}, chain...)
 	}
-	parent := cgroupRoot
+	parent := top
 	for _, d := range chain {
 		os.Mkdir(d, 0o755)
-		avail, _ := os.ReadFile(filepath.Join(parent, "cgroup.controllers"))
-		var ctl []string
-		for _, c := range strings.Fields(string(avail)) {
-			ctl = append(ctl, "+"+c)
+		// A rootless user's delegated cgroup is systemd's to configure:
+		// its children get what it enables (RootlessDelegation).
+		if !(cgroupsDisabled && parent == top) {
+			avail, _ := os.ReadFile(filepath.Join(parent, "cgroup.controllers"))
+			var ctl []string
+			for _, c := range strings.Fields(string(avail)) {
+				ctl = append(ctl, "+"+c)
+			}
+			os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(strings.Join(ctl, " ")), 0o644)
 		}
-		os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte(strings.Join(ctl, " ")), 0o644)
 		parent = d
 	}
 	avail, _ := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))

@@ -18,7 +18,7 @@ func (c *Cgroup) Freeze() error { return c.setFrozen(true) }
 func (c *Cgroup) Thaw() error { return c.setFrozen(false) }
 
 func (c *Cgroup) setFrozen(frozen bool) error {
-	if cgroupsDisabled {
+	if CgroupsDisabled() {
 		return errors.New("rootless: pause and unpause need the cgroup freezer, and this user has no cgroup of its own")
 	}
 	if c.V2 {

@@ -111,6 +111,18 @@ func Fork(o ForkOptions) (*Pending, error) {
 		},
 	}
 	if len(o.UidMappings) > 0 {
+		// Exec'd through a descriptor: the container's root may not be
+		// allowed to search the directories on the way to the binary
+		// (--userns=nomap, auto: the user's own ids are not mapped).
+		exe, err := os.Open(o.Exe)
+		if err != nil {
+			parent.Close()
+			child.Close()
+			return nil, &StartError{Code: 125, Msg: fmt.Sprintf("starting container init: %v", err)}
+		}
+		defer exe.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, exe)
+		cmd.Path = fmt.Sprintf("/proc/self/fd/%d", 2+len(cmd.ExtraFiles))
 		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWUSER
 		cmd.SysProcAttr.UidMappings = o.UidMappings
 		cmd.SysProcAttr.GidMappings = o.GidMappings

@@ -54,6 +54,24 @@ type Record struct {
 	// and MAINPID; also when empty), "container" (the container's service
 	// tells READY=1 through a socket berth forwards) or "ignore".
 	SdNotify string `json:"sdNotify,omitempty"`
+	// IDMaps are the maps of a container with a user namespace of its own
+	// (--userns=keep-id, nomap, auto): container ids to the ids of
+	// berth's own namespace (the host's for root). For auto they are the
+	// range chosen at create time, which no other container's overlaps.
+	IDMaps *IDMaps `json:"idMaps,omitempty"`
+}
+
+// IDMaps are a container's uid and gid maps.
+type IDMaps struct {
+	UID []IDMap `json:"uid"`
+	GID []IDMap `json:"gid"`
+}
+
+// IDMap maps Size ids from Container to Host.
+type IDMap struct {
+	Container int `json:"container"`
+	Host      int `json:"host"`
+	Size      int `json:"size"`
 }
 
 // MountPoint is one resolved mount of a container.
