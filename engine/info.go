@@ -63,7 +63,7 @@ func (e *Engine) Info(ctx context.Context) (*Info, error) {
 	info.DriverStatus = images.DriverStatus()
 	switch mp, why := images.MountProgram(); {
 	case info.Driver == "vfs" && images.NoOverlay() != "":
-		info.StorageNote = "overlay could not be mounted here (" + images.NoOverlay() + ") and fuse-overlayfs is not installed; vfs copies each layer in full"
+		info.StorageNote = "overlay could not be mounted here (" + images.NoOverlay() + "); vfs copies each layer in full"
 	case info.Driver == "vfs" && e.cfg.StorageDriver == "":
 		info.StorageNote = "overlay could not be mounted here; vfs copies each layer in full"
 	case mp != "" && why == storage.MountProgramKernel:

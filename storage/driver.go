@@ -130,5 +130,5 @@ func planOverlay(graphRoot, runRoot string) (overlayPlan, error) {
 	if b, err := os.ReadFile(filepath.Join(runhome, "overlay-false")); err == nil && len(b) > 0 {
 		problem = strings.TrimSpace(string(b))
 	}
-	return overlayPlan{problem: problem}, nil
+	return overlayPlan{problem: problem + "; " + fuseOverlayfs + " is not in PATH"}, nil
 }
