@@ -17,7 +17,10 @@
 // under its home, and no BERTH_ROOT/BERTH_RUNROOT: berth's own rootless
 // defaults are used. $USERHOME and $NOSUBHOME name the homes. The
 // condition [userns] is false when the kernel does not let users make user
-// namespaces (the scenarios then skip, saying why).
+// namespaces (the scenarios then skip, saying why); [devfuse] is false
+// without /dev/fuse (a kernel without FUSE). /dev/net/tun and /dev/fuse
+// get their standard mode 0666 (udev's) for slirp4netns and
+// fuse-overlayfs.
 //
 // Teardown, per user that ran berth: rm -f of its containers, then every
 // mount under $WORK in its pause process's mount namespace (except the
@@ -71,6 +74,11 @@ func setupTestUsers(dir string) error {
 	// the user: a standard system's mode is 0666, 0600 where no udev runs.
 	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm() != 0o666 {
 		os.Chmod("/dev/net/tun", 0o666)
+	}
+	// So does fuse-overlayfs (rootless overlay through FUSE) with
+	// /dev/fuse: 0666 is its standard mode too.
+	if fi, err := os.Stat("/dev/fuse"); err == nil && fi.Mode()&os.ModeCharDevice != 0 && fi.Mode().Perm() != 0o666 {
+		os.Chmod("/dev/fuse", 0o666)
 	}
 	for _, u := range []*testUser{userWithRanges, userNoRanges} {
 		if _, err := user.Lookup(u.name); err != nil {
@@ -149,8 +157,13 @@ func setSubIDs(file string, u *testUser) error {
 }
 
 func usernsCondition(cond string) (bool, error) {
-	if cond == "userns" {
+	switch cond {
+	case "userns":
 		return usernsProblem == "", nil
+	case "devfuse":
+		// A kernel without FUSE has no /dev/fuse (CONFIG_FUSE_FS).
+		fi, err := os.Stat("/dev/fuse")
+		return err == nil && fi.Mode()&os.ModeCharDevice != 0, nil
 	}
 	return false, fmt.Errorf("unknown condition %q", cond)
 }

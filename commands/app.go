@@ -51,7 +51,8 @@ func NewApp(stdout, stderr io.Writer) *cli.App {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "root", Value: def.Root, Usage: "persistent storage directory (env BERTH_ROOT)"},
 			&cli.StringFlag{Name: "runroot", Value: def.RunRoot, Usage: "runtime state directory (env BERTH_RUNROOT)"},
-			&cli.StringFlag{Name: "storage-driver", Value: def.StorageDriver, Usage: "storage driver: overlay or vfs (default: overlay, else vfs)"},
+			&cli.StringFlag{Name: "storage-driver", Value: def.StorageDriver, Usage: "storage driver: overlay or vfs (default: overlay, through fuse-overlayfs if the kernel cannot, else vfs; env BERTH_STORAGE_DRIVER)"},
+			&cli.StringSliceFlag{Name: "storage-opt", Usage: "storage driver option DRIVER.KEY=VALUE, repeatable, e.g. overlay.mount_program=/usr/bin/fuse-overlayfs; replaces env BERTH_STORAGE_OPTS; \"\" for none"},
 		},
 		Commands: []*cli.Command{
 			runCommand(), createCommand(), startCommand(), stopCommand(), restartCommand(),
@@ -84,6 +85,16 @@ func newEngine(c *cli.Context) (*engine.Engine, error) {
 	cfg.Root = c.String("root")
 	cfg.RunRoot = c.String("runroot")
 	cfg.StorageDriver = c.String("storage-driver")
+	if c.IsSet("storage-opt") {
+		// As podman: the flags replace the environment's options, and
+		// --storage-opt "" leaves none.
+		cfg.StorageOpts = nil
+		for _, o := range c.StringSlice("storage-opt") {
+			if o != "" {
+				cfg.StorageOpts = append(cfg.StorageOpts, o)
+			}
+		}
+	}
 	return engine.New(cfg)
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/berth-dev/berth/oci"
@@ -20,8 +21,12 @@ type Config struct {
 	Root    string // persistent: images, containers
 	RunRoot string // runtime: locks, sockets; cleared by a reboot
 	// StorageDriver forces a storage driver ("overlay", "vfs"); empty
-	// picks overlay and falls back to vfs.
+	// picks overlay (natively, else through fuse-overlayfs), else vfs.
 	StorageDriver string
+	// StorageOpts are c/storage driver options, DRIVER.KEY=VALUE
+	// (--storage-opt, BERTH_STORAGE_OPTS), e.g.
+	// overlay.mount_program=/usr/bin/fuse-overlayfs.
+	StorageOpts []string
 	// Rootless: an ordinary user's berth, inside the user's namespace:
 	// no cgroups, no bridge networks (docs/compat.md, Rootless).
 	Rootless bool
@@ -43,7 +48,30 @@ func DefaultConfig() Config {
 		c.RunRoot = v
 	}
 	c.StorageDriver = os.Getenv("BERTH_STORAGE_DRIVER")
+	c.StorageOpts = SplitStorageOpts(os.Getenv(storageOptsEnv))
 	return c
+}
+
+// storageOptsEnv holds the storage options as a comma-separated list
+// (like c/storage's STORAGE_OPTS); a comma inside a value
+// (overlay.mountopt=nodev,metacopy=on) is kept: a new option starts only
+// at a piece that begins with DRIVER.KEY=.
+const storageOptsEnv = "BERTH_STORAGE_OPTS"
+
+// SplitStorageOpts splits a BERTH_STORAGE_OPTS value into options.
+func SplitStorageOpts(v string) []string {
+	var opts []string
+	for _, piece := range strings.Split(v, ",") {
+		key, _, hasValue := strings.Cut(piece, "=")
+		if len(opts) > 0 && (!hasValue || !strings.Contains(key, ".")) {
+			opts[len(opts)-1] += "," + piece
+			continue
+		}
+		if strings.TrimSpace(piece) != "" {
+			opts = append(opts, strings.TrimSpace(piece))
+		}
+	}
+	return opts
 }
 
 // Engine is an open berth store. It is cheap to make: the image store is
@@ -71,6 +99,18 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.RunRoot, err = filepath.Abs(cfg.RunRoot); err != nil {
 		return nil, err
 	}
+	if err := storage.CheckDriver(cfg.StorageDriver, cfg.StorageOpts); err != nil {
+		return nil, err
+	}
+	// The processes berth starts (a detached monitor mounts the rootfs)
+	// must open the store as this one does: they inherit the environment.
+	if v := strings.Join(cfg.StorageOpts, ","); v != os.Getenv(storageOptsEnv) {
+		if v == "" {
+			os.Unsetenv(storageOptsEnv)
+		} else {
+			os.Setenv(storageOptsEnv, v)
+		}
+	}
 	if cfg.Rootless {
 		// Nothing of the host's cgroup tree is delegated to the user.
 		oci.DisableCgroups()
@@ -93,6 +133,7 @@ func (e *Engine) Config() Config { return e.cfg }
 func (e *Engine) Images() (*storage.Store, error) {
 	e.imagesOnce.Do(func() {
 		e.images, e.imagesErr = storage.Open(storage.Options{Root: e.cfg.Root, RunRoot: e.cfg.RunRoot, Driver: e.cfg.StorageDriver,
+			DriverOptions:     e.cfg.StorageOpts,
 			IgnoreChownErrors: e.cfg.Rootless && rootless.SingleMapping()})
 		if e.imagesErr != nil {
 			e.imagesErr = fmt.Errorf("opening image store: %w", e.imagesErr)

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/oci"
+	"github.com/berth-dev/berth/storage"
 )
 
 // Info is `berth info`.
@@ -60,8 +61,15 @@ func (e *Engine) Info(ctx context.Context) (*Info, error) {
 	info.Images = len(imgs)
 	info.Driver = images.Driver()
 	info.DriverStatus = images.DriverStatus()
-	if info.Driver == "vfs" {
+	switch mp, why := images.MountProgram(); {
+	case info.Driver == "vfs" && images.NoOverlay() != "":
+		info.StorageNote = "overlay could not be mounted here (" + images.NoOverlay() + "); vfs copies each layer in full"
+	case info.Driver == "vfs" && e.cfg.StorageDriver == "":
 		info.StorageNote = "overlay could not be mounted here; vfs copies each layer in full"
+	case mp != "" && why == storage.MountProgramKernel:
+		info.StorageNote = "the kernel's overlay cannot be mounted here: layers are mounted by " + mp + " (FUSE)"
+	case mp != "" && why == storage.MountProgramStore:
+		info.StorageNote = "this store was made with a mount program: layers are mounted by " + mp + " (FUSE)"
 	}
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {

@@ -43,8 +43,11 @@ type Options struct {
 	// RunRoot+"/storage".
 	RunRoot string
 	// Driver is the graph driver: "overlay", "vfs", or "" for overlay
-	// falling back to vfs when the kernel cannot do overlay.
+	// (natively, else through fuse-overlayfs), falling back to vfs.
 	Driver string
+	// DriverOptions are c/storage driver options, DRIVER.KEY=VALUE
+	// (--storage-opt), checked by CheckDriver.
+	DriverOptions []string
 	// IgnoreChownErrors: a user namespace with a single uid cannot own
 	// files of other ids; layers are unpacked with them given to root.
 	IgnoreChownErrors bool
@@ -62,6 +65,10 @@ var (
 type Store struct {
 	store  cstorage.Store
 	tmpDir string
+	// mountProgram runs overlay mounts (fuse-overlayfs), and why
+	// (MountProgram*); noOverlay says why vfs was chosen.
+	mountProgram, mountProgramWhy string
+	noOverlay                     string
 }
 
 // ReexecInit runs a c/storage helper if the current process was started as
@@ -77,26 +84,51 @@ func Open(o Options) (*Store, error) {
 	if o.Root == "" || o.RunRoot == "" {
 		return nil, errors.New("opening storage: root and run root must be set")
 	}
+	if err := CheckDriver(o.Driver, o.DriverOptions); err != nil {
+		return nil, err
+	}
 	storeOptions := types.StoreOptions{
 		GraphRoot:       filepath.Join(o.Root, "storage"),
 		RunRoot:         filepath.Join(o.RunRoot, "storage"),
 		GraphDriverName: o.Driver,
 	}
-	if o.Driver == "" {
-		storeOptions.GraphDriverName = "overlay"
-	}
+	s := &Store{tmpDir: filepath.Join(o.Root, "tmp")}
+	var driverOptions []string
 	if o.IgnoreChownErrors {
-		storeOptions.GraphDriverOptions = []string{"overlay.ignore_chown_errors=true", "vfs.ignore_chown_errors=true"}
+		driverOptions = []string{"overlay.ignore_chown_errors=true", "vfs.ignore_chown_errors=true"}
 	}
+	driverOptions = append(driverOptions, o.DriverOptions...)
+	if o.Driver == "" || o.Driver == "overlay" {
+		storeOptions.GraphDriverName = "overlay"
+		if mp := driverOption(o.DriverOptions, "overlay", "mount_program"); mp != "" {
+			s.mountProgram, s.mountProgramWhy = mp, MountProgramAsked
+		} else {
+			plan, err := planOverlay(storeOptions.GraphRoot, storeOptions.RunRoot)
+			if err != nil {
+				return nil, fmt.Errorf("opening storage: %w", err)
+			}
+			switch {
+			case plan.mountProgram != "":
+				s.mountProgram, s.mountProgramWhy = plan.mountProgram, plan.why
+				driverOptions = append(driverOptions, "overlay.mount_program="+plan.mountProgram)
+			case !plan.native && o.Driver == "":
+				storeOptions.GraphDriverName = "vfs"
+				s.noOverlay = plan.problem
+			}
+		}
+	}
+	storeOptions.GraphDriverOptions = driverOptions
 	store, err := cstorage.GetStore(storeOptions)
-	if err != nil && o.Driver == "" && errors.Is(err, graphdriver.ErrNotSupported) {
+	if err != nil && o.Driver == "" && storeOptions.GraphDriverName == "overlay" && s.mountProgram == "" && errors.Is(err, graphdriver.ErrNotSupported) {
 		storeOptions.GraphDriverName = "vfs"
+		s.noOverlay = err.Error()
 		store, err = cstorage.GetStore(storeOptions)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening storage with driver %s: %w", storeOptions.GraphDriverName, err)
 	}
-	return &Store{store: store, tmpDir: filepath.Join(o.Root, "tmp")}, nil
+	s.store = store
+	return s, nil
 }
 
 // Close releases the store. Mounted container root filesystems stay
@@ -129,14 +161,32 @@ func (s *Store) Driver() string {
 	return s.store.GraphDriverName()
 }
 
-// DriverStatus returns driver details as key/value pairs for `berth info`.
+// DriverStatus returns driver details as key/value pairs for `berth info`:
+// c/storage's, and the mount program if overlay uses one.
 func (s *Store) DriverStatus() [][2]string {
 	status, err := s.store.Status()
 	if err != nil {
-		return [][2]string{{"Error", err.Error()}}
+		status = [][2]string{{"Error", err.Error()}}
+	}
+	if s.mountProgram != "" && s.Driver() == "overlay" {
+		status = append(status, [2]string{"Mount Program", s.mountProgram})
 	}
 	return status
 }
+
+// MountProgram returns the program that mounts overlay layers
+// (fuse-overlayfs) and why it is used (MountProgramAsked, …Store,
+// …Kernel), or "" when the kernel mounts them or the driver is vfs.
+func (s *Store) MountProgram() (path, why string) {
+	if s.Driver() != "overlay" {
+		return "", ""
+	}
+	return s.mountProgram, s.mountProgramWhy
+}
+
+// NoOverlay says why overlay was not used when the driver was chosen
+// automatically and is vfs ("" otherwise).
+func (s *Store) NoOverlay() string { return s.noOverlay }
 
 // GraphRoot returns the directory holding persistent storage data.
 func (s *Store) GraphRoot() string {

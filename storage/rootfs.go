@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	cstorage "go.podman.io/storage"
 	"go.podman.io/storage/pkg/idtools"
@@ -42,6 +43,11 @@ func (s *Store) CreateRootfs(containerID, imageID string, o RootfsOptions) error
 func (s *Store) MountRootfs(containerID string) (string, error) {
 	dir, err := s.store.Mount(containerID, "")
 	if err != nil {
+		if mp, _ := s.MountProgram(); mp != "" && strings.Contains(err.Error(), "open /dev/fuse: Permission denied") {
+			// fuse-overlayfs opens /dev/fuse as the user: udev's mode is
+			// 0666, a machine without udev may have 0600.
+			return "", fmt.Errorf("mounting rootfs of container %s with %s: /dev/fuse cannot be opened by this user (its standard mode is 0666: chmod 0666 /dev/fuse as root): %w", containerID, mp, err)
+		}
 		return "", fmt.Errorf("mounting rootfs of container %s: %w", containerID, err)
 	}
 	return dir, nil
