@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -165,7 +166,30 @@ func PausePidFile(runDir string) string { return filepath.Join(runDir, "pause.pi
 // pause.lock, which the new pause process inherits and keeps (shared)
 // for its life: a lock that can be taken exclusively means no pause
 // process is alive.
+//
+// A pause process that was just killed may still hold the lock while the
+// kernel tears it down (its namespaces already gone): it is waited out.
 func ensurePause(runDir string) (int, error) {
+	for try := 0; ; try++ {
+		pid, err := ensurePauseOnce(runDir)
+		if err != nil || pauseUsable(pid) || try == 200 {
+			if err == nil && !pauseUsable(pid) {
+				err = fmt.Errorf("pause process %d: its namespaces are gone, and it does not exit", pid)
+			}
+			return pid, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// pauseUsable tells whether pid's namespaces can still be joined (a
+// dying or zombie process has none).
+func pauseUsable(pid int) bool {
+	var st unix.Stat_t
+	return unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", pid), &st) == nil
+}
+
+func ensurePauseOnce(runDir string) (int, error) {
 	lf, err := os.OpenFile(filepath.Join(runDir, "pause.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("pause process: %w", err)
