@@ -257,6 +257,24 @@ func pausePid(work string, u *testUser) int {
 	return pid
 }
 
+// allPausePids lists the live pause processes recorded by any pause.pid
+// under u's directory of this scenario.
+func allPausePids(work string, u *testUser) []int {
+	var pids []int
+	filepath.WalkDir(userDir(work, u), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "pause.pid" {
+			return nil
+		}
+		b, _ := os.ReadFile(path)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); pid > 0 && strings.Contains(string(cmd), "__pause") {
+			pids = append(pids, pid)
+		}
+		return nil
+	})
+	return pids
+}
+
 // userMountLeaks lists mounts under the users' directories in their pause
 // processes' mount namespaces, except the sealed binary and the rootless
 // network namespace.
@@ -325,7 +343,9 @@ func teardownUsers(s *scenario) (problems []string) {
 		problems = append(problems, "leaked mount: "+m)
 	}
 	for _, u := range []*testUser{userWithRanges, userNoRanges} {
-		if pid := pausePid(s.work, u); pid != 0 {
+		// The default run root's pause process, and those of the run
+		// roots the scenario gave with --runroot under the user's tree.
+		for _, pid := range allPausePids(s.work, u) {
 			unix.Kill(pid, unix.SIGKILL)
 			for end := time.Now().Add(5 * time.Second); processAlive(pid) && time.Now().Before(end); {
 				time.Sleep(10 * time.Millisecond)
