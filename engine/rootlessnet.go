@@ -120,7 +120,18 @@ func (e *Engine) startKeeper() error {
 		return err
 	}
 	defer logf.Close()
-	env := append(os.Environ(), "BERTH_ROOT="+e.cfg.Root, "BERTH_RUNROOT="+run)
+	// The keeper outlives this command: nothing of a unit's that
+	// started it (its notify socket, passed sockets) goes with it.
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES":
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "BERTH_ROOT="+e.cfg.Root, "BERTH_RUNROOT="+run)
 	p, err := os.StartProcess("/proc/self/exe", []string{"berth", NetnsKeeperArg}, &os.ProcAttr{
 		Dir: "/", Env: env,
 		Files: []*os.File{null, null, logf, w},
