@@ -22,6 +22,7 @@
 # bridges' own gateway addresses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${1:-${N:-30}}
 SIZE=${SIZE:-1000}
 ROUNDS=${ROUNDS:-3}
@@ -76,7 +77,6 @@ for ((i = 0; i < N; i++)); do
 		echo $((e - s)) >>"$TMP/${names[$k]}.times"
 	done
 done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1000}'; }
 echo "== run --rm true, $N rounds, interleaved, medians:"
 printf '  berth --network none   %7s ms\n' "$(median "$TMP/none.times")"
 printf '  berth default bridge   %7s ms\n' "$(median "$TMP/bridge.times")"
@@ -86,30 +86,7 @@ if [ -n "$PODMAN" ]; then
 		'BEGIN { printf "  berth bridge / podman: %.2fx\n", b / p }'
 fi
 
-# --- throughput through a published port
-sink='while true; do nc -l -p 5000 >/dev/null; done'
-# send ADDR PORT: MB/s of one SIZE MB transfer (waits for the listener).
-send() {
-	local i s e
-	for i in $(seq 50); do
-		(exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && break
-		sleep 0.1
-	done
-	sleep 0.2 # the probe connection above used up one nc
-	s=${EPOCHREALTIME/./}
-	head -c "${SIZE}M" /dev/zero >"/dev/tcp/$1/$2"
-	e=${EPOCHREALTIME/./}
-	awk -v mb="$SIZE" -v us=$((e - s)) 'BEGIN { printf "%.0f\n", mb / (us / 1e6) }'
-}
-throughput() { # label addr port
-	local r
-	: >"$TMP/tp"
-	for r in $(seq "$ROUNDS"); do
-		send "$2" "$3" >>"$TMP/tp"
-		sleep 0.2
-	done
-	printf '  %-34s %6s MB/s\n' "$1" "$(sort -n "$TMP/tp" | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
-}
+# --- throughput through a published port (send, throughput: bench/lib.sh)
 echo "== host -> container through -p, ${SIZE} MB, median of $ROUNDS:"
 "$BERTH" run -d --name bench-sink -p 127.0.0.1::5000 -p 5000 busybox sh -c "$sink" >/dev/null
 lo=$("$BERTH" port bench-sink 5000 | awk -F: '/^127.0.0.1:/ {print $2}')

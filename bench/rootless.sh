@@ -11,6 +11,10 @@
 #   podman --runtime runc --cgroup-manager cgroupfs run --rm --pull=never
 #          --network none localhost/… true               (if installed)
 #   podman-slirp  the same with --network slirp4netns
+# then the throughput of SIZE MB (default 500) written by the host to
+# 127.0.0.1:PORT of a container's -p 127.0.0.1::5000 (busybox nc into
+# /dev/null), ROUNDS (default 3) times, median: berth on slirp4netns and
+# on a bridge, podman on slirp4netns.
 # run as an ordinary user with subordinate ids, N rounds (default 30), the
 # two taking turns, medians in ms. Run as root: it uses (and creates if
 # missing) the user berthtest with /etc/subuid and /etc/subgid ranges, as
@@ -19,7 +23,10 @@
 # rootless podman on cgroup v1 uses no cgroups, like berth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${1:-${N:-30}}
+SIZE=${SIZE:-500}
+ROUNDS=${ROUNDS:-3}
 USER_NAME=${BENCH_USER:-berthtest}
 BERTH=${BERTH:-bin/berth}
 [ -x "$BERTH" ] || go build -tags exclude_graphdriver_btrfs -o "$BERTH" .
@@ -93,7 +100,6 @@ for ((i = 0; i < N; i++)); do
 		echo $((e - s)) >>"$TMP/${names[$k]}.times"
 	done
 done
-median() { sort -n "$1" | awk '{a[NR]=$1} END {m = (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2; printf "%.1f", m / 1000}'; }
 echo "== rootless run --rm true as $USER_NAME, $N rounds, interleaved, medians (runuser included):"
 for name in "${names[@]}"; do
 	printf '  %-13s %7s ms\n' "$name" "$(median "$TMP/$name.times")"
@@ -101,4 +107,21 @@ done
 if [ -n "${PODMAN:-}" ]; then
 	awk -v b="$(median "$TMP/berth.times")" -v p="$(median "$TMP/podman.times")" \
 		'BEGIN { printf "  berth / podman: %.2fx\n", b / p }'
+fi
+
+# --- throughput host -> container through -p 127.0.0.1::5000 (bench/lib.sh)
+if command -v slirp4netns >/dev/null 2>&1; then
+	echo "== host -> rootless container through -p 127.0.0.1, ${SIZE} MB, median of $ROUNDS:"
+	for net in slirp4netns bridge; do
+		as_user "$BERTH" run -d --pull=never --name rl-sink --network $net --dns 127.0.0.1 -p 127.0.0.1::5000 busybox sh -c "$sink" >/dev/null
+		port=$(as_user "$BERTH" port rl-sink 5000 | awk -F: '{print $2}')
+		throughput "berth $net (berth's proxy)" 127.0.0.1 "$port"
+		as_user "$BERTH" rm -f rl-sink >/dev/null
+	done
+	if [ -n "${PODMAN:-}" ]; then
+		as_user podman --runtime runc --cgroup-manager cgroupfs run -d --pull=never --name rl-sink --network slirp4netns --dns 127.0.0.1 \
+			-p 127.0.0.1:15010:5000 localhost/berth-rlbench sh -c "$sink" >/dev/null
+		throughput "podman slirp4netns (rootlessport)" 127.0.0.1 15010
+		as_user podman rm -f -t 0 rl-sink >/dev/null
+	fi
 fi
