@@ -458,17 +458,6 @@ const monitorFinishWait = 10 * time.Second
 // spawnMonitor starts a detached monitor process for the container and
 // waits until it reports that the container runs (or why not).
 func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		w.Close()
-		return err
-	}
-	defer null.Close()
 	env := append(os.Environ(), "BERTH_ROOT="+e.cfg.Root, "BERTH_RUNROOT="+e.cfg.RunRoot)
 	if e.cfg.StorageDriver != "" {
 		env = append(env, "BERTH_STORAGE_DRIVER="+e.cfg.StorageDriver)
@@ -476,22 +465,17 @@ func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
 	if keepFirstOutput {
 		env = append(env, attachPendingEnv+"=1")
 	}
-	stdout, stderr := null, null
+	var stdout, stderr *os.File // nil: /dev/null
 	if rec, err := e.containers.Record(id); err == nil && logDriver(rec.HostConfig) == LogDriverPassthrough {
 		// --log-driver passthrough: the container writes to the caller's
 		// own stdout and stderr (a systemd unit's journal).
 		stdout, stderr = os.Stdout, os.Stderr
 	}
-	attr := &os.ProcAttr{
-		Env:   env,
-		Files: []*os.File{null, stdout, stderr, w},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	}
-	p, err := os.StartProcess("/proc/self/exe", []string{"berth", MonitorArg, id}, attr)
-	w.Close()
+	p, r, err := startDetached([]string{MonitorArg, id}, env, stdout, stderr)
 	if err != nil {
 		return fmt.Errorf("starting container monitor: %w", err)
 	}
+	defer r.Close()
 	p.Release()
 	data, _ := io.ReadAll(r)
 	if len(data) == 0 {
@@ -509,6 +493,41 @@ func (e *Engine) spawnMonitor(id string, keepFirstOutput bool) error {
 	default:
 		return errors.New(res.Msg)
 	}
+}
+
+// startDetached starts berth itself (/proc/self/exe) with args, in a
+// session of its own, for a process that outlives the caller (a monitor,
+// the rootless network namespace's keeper): stdin on /dev/null, stdout
+// and stderr as given (nil: /dev/null), and fd 3 the write end of a pipe
+// whose read end is returned, for its report.
+func startDetached(args, env []string, stdout, stderr *os.File) (*os.Process, *os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer w.Close()
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	defer null.Close()
+	if stdout == nil {
+		stdout = null
+	}
+	if stderr == nil {
+		stderr = null
+	}
+	p, err := os.StartProcess("/proc/self/exe", append([]string{"berth"}, args...), &os.ProcAttr{
+		Env:   env,
+		Files: []*os.File{null, stdout, stderr, w},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return p, r, nil
 }
 
 func removeCgroupQuietly(id string) { oci.RemoveCgroup(cgroupName(id)) }

@@ -47,7 +47,6 @@ func networkMode(hc *container.HostConfig) (kind, name string) {
 	return modeBridge, m
 }
 
-
 // networkNames lists the networks a bridge-mode container is on, its
 // primary network (NetworkMode) first.
 func networkNames(rec *state.Record) []string {

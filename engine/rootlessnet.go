@@ -22,7 +22,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -103,20 +102,8 @@ func (e *Engine) ensureRootlessNetns() error {
 // with slirp4netns running for it. The caller holds keeper.lock.
 func (e *Engine) startKeeper() error {
 	run := e.cfg.RunRoot
-	r, w, err := os.Pipe()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		w.Close()
-		return err
-	}
-	defer null.Close()
 	logf, err := os.OpenFile(filepath.Join(rootlessNetnsDir(run), "keeper.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {
-		w.Close()
 		return err
 	}
 	defer logf.Close()
@@ -132,15 +119,11 @@ func (e *Engine) startKeeper() error {
 		env = append(env, kv)
 	}
 	env = append(env, "BERTH_ROOT="+e.cfg.Root, "BERTH_RUNROOT="+run)
-	p, err := os.StartProcess("/proc/self/exe", []string{"berth", NetnsKeeperArg}, &os.ProcAttr{
-		Dir: "/", Env: env,
-		Files: []*os.File{null, null, logf, w},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
-	})
-	w.Close()
+	p, r, err := startDetached([]string{NetnsKeeperArg}, env, nil, logf)
 	if err != nil {
 		return fmt.Errorf("starting the rootless network namespace keeper: %w", err)
 	}
+	defer r.Close()
 	defer p.Release()
 	report := make(chan string, 1)
 	go func() {
